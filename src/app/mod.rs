@@ -1,0 +1,1 @@
+//! The HTTP service: routes, handlers and the error type they share.

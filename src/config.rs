@@ -1,0 +1,1 @@
+//! Configuration read from the environment, following the Cloud Run container contract.

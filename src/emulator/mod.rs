@@ -1,0 +1,1 @@
+//! A local stand-in for the Cloud Trace and Cloud Monitoring APIs.

@@ -1,0 +1,1 @@
+//! Structured logs, trace context and (later) OpenTelemetry exporters.
