@@ -1,1 +1,245 @@
-//! Configuration read from the environment, following the Cloud Run container contract.
+//! Configuration read from the environment, following the Cloud Run
+//! container contract.
+//!
+//! Cloud Run tells a container who it is through `PORT`, `K_SERVICE`,
+//! `K_REVISION` and `K_CONFIGURATION`; everything else this service needs is
+//! an environment variable too, so the same image runs locally, in tests and
+//! on Cloud Run. Each variable is documented in the README's configuration
+//! table. Reading goes through a lookup function so tests can pass their own
+//! environment without touching the process's.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use thiserror::Error;
+
+/// Everything the service reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen: `0.0.0.0:$PORT` (default 8080) as Cloud Run expects.
+    pub listen_addr: SocketAddr,
+    /// `GOOGLE_CLOUD_PROJECT`: `None` locally, where the embedded emulator
+    /// stands in for Google.
+    pub project_id: Option<String>,
+    /// `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`: set only on Cloud Run.
+    pub cloud_run: Option<CloudRunIdentity>,
+    /// `DOWNSTREAM_URL`: where orders reserve stock and charge payments.
+    /// `None` means this process itself.
+    pub downstream_url: Option<String>,
+    /// `PAYMENT_FAILURE_RATE`: the share of payments that fail, 0.0 to 1.0.
+    pub payment_failure_rate: f64,
+    /// `ENABLE_FAULT_ROUTES`: serve `/api/faults/*`. Default: on locally,
+    /// off on Cloud Run.
+    pub enable_fault_routes: bool,
+    /// `TELEMETRY=off` turns off logs, spans and metrics (for benchmarks).
+    pub telemetry_enabled: bool,
+    /// `LOG_FORMAT`: `json` (Cloud Logging, the default) or `pretty`.
+    pub log_format: LogFormat,
+    /// `RUST_LOG`: the log filter; `None` means the default.
+    pub log_filter: Option<String>,
+}
+
+/// Who this instance is on Cloud Run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudRunIdentity {
+    pub service: String,
+    pub revision: String,
+    pub configuration: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// The service name used when not on Cloud Run.
+pub const LOCAL_SERVICE_NAME: &str = "cloudrun-observability";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let port = match var("PORT") {
+            Some(value) => value
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| ConfigError::Invalid {
+                    name: "PORT",
+                    value,
+                    reason: "expected a port number from 0 to 65535",
+                })?,
+            None => 8080,
+        };
+        let cloud_run = var("K_SERVICE").map(|service| CloudRunIdentity {
+            service,
+            revision: var("K_REVISION").unwrap_or_default(),
+            configuration: var("K_CONFIGURATION").unwrap_or_default(),
+        });
+        let payment_failure_rate = match var("PAYMENT_FAILURE_RATE") {
+            Some(value) => match value.trim().parse::<f64>() {
+                Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "PAYMENT_FAILURE_RATE",
+                        value,
+                        reason: "expected a number from 0.0 to 1.0",
+                    })
+                }
+            },
+            None => 0.02,
+        };
+        let enable_fault_routes = match var("ENABLE_FAULT_ROUTES") {
+            Some(value) => parse_bool("ENABLE_FAULT_ROUTES", value)?,
+            None => cloud_run.is_none(),
+        };
+        let telemetry_enabled = match var("TELEMETRY") {
+            Some(value) => parse_bool("TELEMETRY", value)?,
+            None => true,
+        };
+        let log_format = match var("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOG_FORMAT",
+                    value: other.to_owned(),
+                    reason: "expected json or pretty",
+                })
+            }
+        };
+        let downstream_url = var("DOWNSTREAM_URL")
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .map(|url| validate_url("DOWNSTREAM_URL", url))
+            .transpose()?;
+        Ok(Self {
+            listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            project_id: var("GOOGLE_CLOUD_PROJECT"),
+            cloud_run,
+            downstream_url,
+            payment_failure_rate,
+            enable_fault_routes,
+            telemetry_enabled,
+            log_format,
+            log_filter: var("RUST_LOG"),
+        })
+    }
+
+    /// The service's name: `K_SERVICE` on Cloud Run, else a fixed local name.
+    pub fn service_name(&self) -> &str {
+        self.cloud_run
+            .as_ref()
+            .map_or(LOCAL_SERVICE_NAME, |run| run.service.as_str())
+    }
+
+    /// The deployed revision on Cloud Run, else the crate's version.
+    pub fn service_version(&self) -> &str {
+        match &self.cloud_run {
+            Some(run) if !run.revision.is_empty() => &run.revision,
+            _ => env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    /// The project named in trace ids of log lines; `local` without one.
+    pub fn trace_project(&self) -> &str {
+        self.project_id.as_deref().unwrap_or("local")
+    }
+}
+
+/// Accepts the spellings people write in environment files.
+fn parse_bool(name: &'static str, value: String) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "expected true or false",
+        }),
+    }
+}
+
+fn validate_url(name: &'static str, url: String) -> Result<String, ConfigError> {
+    match url.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(url)
+        }
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: url,
+            reason: "expected an http:// or https:// URL",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_suit_a_local_run() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.listen_addr.port(), 8080);
+        assert!(config.enable_fault_routes);
+        assert!(config.telemetry_enabled);
+        assert_eq!(config.payment_failure_rate, 0.02);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.service_name(), LOCAL_SERVICE_NAME);
+        assert_eq!(config.trace_project(), "local");
+    }
+
+    #[test]
+    fn on_cloud_run_fault_routes_are_off_unless_enabled() {
+        let on_run =
+            config(&[("K_SERVICE", "frontend"), ("K_REVISION", "frontend-00001")]).unwrap();
+        assert!(!on_run.enable_fault_routes);
+        assert_eq!(on_run.service_name(), "frontend");
+        assert_eq!(on_run.service_version(), "frontend-00001");
+        let enabled =
+            config(&[("K_SERVICE", "frontend"), ("ENABLE_FAULT_ROUTES", "true")]).unwrap();
+        assert!(enabled.enable_fault_routes);
+    }
+
+    #[test]
+    fn bad_values_are_named_in_the_error() {
+        let error = config(&[("PAYMENT_FAILURE_RATE", "2")]).unwrap_err();
+        assert!(error.to_string().contains("PAYMENT_FAILURE_RATE"));
+        assert!(config(&[("PORT", "http")]).is_err());
+        assert!(config(&[("TELEMETRY", "maybe")]).is_err());
+        assert!(config(&[("LOG_FORMAT", "xml")]).is_err());
+        assert!(config(&[("DOWNSTREAM_URL", "backend")]).is_err());
+    }
+
+    #[test]
+    fn downstream_url_loses_its_trailing_slash() {
+        let config = config(&[("DOWNSTREAM_URL", "https://backend.example/")]).unwrap();
+        assert_eq!(
+            config.downstream_url.as_deref(),
+            Some("https://backend.example")
+        );
+    }
+}

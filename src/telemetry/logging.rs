@@ -1,0 +1,138 @@
+//! Structured logs in the format Cloud Run's logging agent ingests.
+//!
+//! On Cloud Run, whatever a container writes to stdout becomes a log entry;
+//! a line that is a JSON object is parsed, and its special fields (`severity`,
+//! `message`, `httpRequest`, `logging.googleapis.com/trace`, ...) become the
+//! entry's own fields. `tracing-stackdriver` formats those lines; the
+//! [`CorrelatingMakeWriter`] completes them. Locally `LOG_FORMAT=pretty`
+//! prints human-readable lines instead.
+
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::borrow::Cow;
+use std::io;
+
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry};
+
+use super::error_reporting::{self, ErrorReport, ErrorType, HttpContext, ReportLocation};
+use super::log_writer::CorrelatingMakeWriter;
+use super::span_data;
+use super::TelemetryError;
+use crate::config::{Config, LogFormat};
+
+/// The filter when `RUST_LOG` is not set: this service at `info`, the
+/// dependencies that narrate every connection at `warn`.
+pub const DEFAULT_FILTER: &str =
+    "info,hyper=warn,hyper_util=warn,h2=warn,tonic=warn,tower=warn,reqwest=warn,rustls=warn,opentelemetry=warn,opentelemetry_sdk=warn";
+
+/// Installs the global subscriber for `config`, writing to stdout.
+pub fn install(config: &Config) -> Result<(), TelemetryError> {
+    let filter = env_filter(config.log_filter.as_deref())?;
+    match config.log_format {
+        LogFormat::Json => json_subscriber(config, filter, io::stdout).try_init()?,
+        LogFormat::Pretty => tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_writer(io::stdout))
+            .try_init()?,
+    }
+    Ok(())
+}
+
+/// `RUST_LOG`'s filter, or [`DEFAULT_FILTER`].
+pub fn env_filter(directives: Option<&str>) -> Result<EnvFilter, TelemetryError> {
+    Ok(EnvFilter::builder().parse(directives.unwrap_or(DEFAULT_FILTER))?)
+}
+
+/// The Cloud Logging JSON subscriber, writing to `writer`: stdout in the
+/// service, a buffer in tests.
+pub fn json_subscriber<W>(
+    config: &Config,
+    filter: EnvFilter,
+    writer: W,
+) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let service_context = error_reporting::ServiceContext {
+        service: config.service_name().to_owned(),
+        version: config.service_version().to_owned(),
+    };
+    let writer = CorrelatingMakeWriter::new(writer, config.trace_project(), &service_context);
+    Registry::default().with(filter).with(
+        tracing_stackdriver::layer()
+            // The writer adds `sourceLocation` itself, so that an error entry
+            // can point at the error rather than at the line that logs it.
+            .with_source_location(false)
+            .with_writer(writer),
+    )
+}
+
+/// Replaces the default panic hook, which prints plain text to stderr, with
+/// one that logs the panic once as an Error Reporting entry: message,
+/// location, backtrace when `RUST_BACKTRACE=1`, and the request it happened
+/// in. The request middleware's catch then answers 500 and keeps serving.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let report = panic_report(info);
+        let http = span_data::current::<HttpContext>().map(|mut http| {
+            http.response_status_code = Some(500);
+            http
+        });
+        error_reporting::emit(&report, http.as_ref());
+    }));
+}
+
+fn panic_report(info: &std::panic::PanicHookInfo<'_>) -> ErrorReport {
+    let payload = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| Cow::Borrowed(*s))
+        .or_else(|| {
+            info.payload()
+                .downcast_ref::<String>()
+                .map(|s| Cow::Borrowed(s.as_str()))
+        })
+        .unwrap_or(Cow::Borrowed("Box<dyn Any>"));
+    let (location, at) = match info.location() {
+        Some(location) => (
+            ReportLocation {
+                file_path: Cow::Owned(location.file().to_owned()),
+                line_number: location.line(),
+                function_name: Cow::Owned(error_reporting::module_of(location.file())),
+            },
+            format!(
+                " at {}:{}:{}",
+                location.file(),
+                location.line(),
+                location.column()
+            ),
+        ),
+        None => (
+            ReportLocation {
+                file_path: Cow::Borrowed("unknown"),
+                line_number: 0,
+                function_name: Cow::Borrowed("unknown"),
+            },
+            String::new(),
+        ),
+    };
+    let thread = std::thread::current();
+    let mut message = format!(
+        "thread '{}' panicked{at}: {payload}",
+        thread.name().unwrap_or("<unnamed>")
+    );
+    let backtrace = Backtrace::capture();
+    if backtrace.status() == BacktraceStatus::Captured {
+        message.push_str("\nstack backtrace:\n");
+        message.push_str(&backtrace.to_string());
+    }
+    ErrorReport {
+        error_type: ErrorType::Panic,
+        message,
+        location,
+        dependency: None,
+    }
+}

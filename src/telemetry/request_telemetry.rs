@@ -1,0 +1,210 @@
+//! The HTTP middleware that makes each request observable.
+//!
+//! For every request it:
+//! 1. continues the caller's trace (`traceparent`, else
+//!    `X-Cloud-Trace-Context`) or starts one, and gives the request its own
+//!    span id;
+//! 2. runs the handler inside a `request` span that carries that
+//!    [`TraceContext`] and the request's [`HttpContext`], so every line logged
+//!    on the way (and a panic) is correlated;
+//! 3. logs the error the handler reported, once, as an Error Reporting entry;
+//! 4. writes one request log line with `httpRequest`, at INFO for 2xx/3xx,
+//!    WARNING for 4xx, ERROR for 5xx.
+//!
+//! It never logs a header other than `User-Agent`: `Authorization` and
+//! cookies cannot leak into the logs.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::body::HttpBody as _;
+use axum::extract::{ConnectInfo, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use http::header::USER_AGENT;
+use http::HeaderMap;
+use tracing::Instrument as _;
+
+use super::error_reporting::{self, ErrorReport, HttpContext};
+use super::span_data;
+use super::trace_context::{extract_remote_parent, SpanId, TraceContext, TraceId};
+
+/// The route label of a request no route matched: one value, so that
+/// scanners probing random paths cannot blow up cardinality.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The middleware; add it with `Router::layer` so that it sees the matched
+/// route template.
+pub async fn track_request(mut request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let trace = trace_context_for(request.headers());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+        .to_owned();
+    let http = http_context(&request);
+    let protocol = format!("{:?}", request.version());
+    // Handlers read it to propagate the trace to downstream calls.
+    request.extensions_mut().insert(trace);
+
+    let span = tracing::info_span!("request", method = %http.method, route = %route);
+    span_data::attach(&span, trace);
+    span_data::attach(&span, http.clone());
+
+    let response = next.run(request).instrument(span.clone()).await;
+    let latency = started.elapsed();
+
+    let _entered = span.enter();
+    let status = response.status().as_u16();
+    if let Some(report) = response.extensions().get::<ErrorReport>() {
+        let http = HttpContext {
+            response_status_code: Some(status),
+            ..http.clone()
+        };
+        error_reporting::emit(report, Some(&http));
+    }
+    let line = RequestLine {
+        http: &http,
+        route: &route,
+        status,
+        response_size: response.body().size_hint().exact(),
+        latency,
+        protocol: &protocol,
+    };
+    line.log();
+    response
+}
+
+/// The caller's trace continued, or a new one; a new span id either way.
+fn trace_context_for(headers: &HeaderMap) -> TraceContext {
+    match extract_remote_parent(headers) {
+        Some(parent) => TraceContext {
+            trace_id: parent.trace_id,
+            span_id: SpanId::random(),
+            sampled: parent.sampled,
+        },
+        None => TraceContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            sampled: true,
+        },
+    }
+}
+
+fn http_context(request: &Request) -> HttpContext {
+    let headers = request.headers();
+    HttpContext {
+        method: request.method().to_string(),
+        url: request.uri().to_string(),
+        user_agent: headers
+            .get(USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned),
+        remote_ip: client_ip(request),
+        response_status_code: None,
+    }
+}
+
+/// The client's address: the first hop of `X-Forwarded-For` (Cloud Run's
+/// front end puts the client there), else the peer of the connection.
+fn client_ip(request: &Request) -> Option<String> {
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(',').next())
+        .map(str::trim)
+        .filter(|hop| hop.parse::<std::net::IpAddr>().is_ok());
+    match forwarded {
+        Some(hop) => Some(hop.to_owned()),
+        None => request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip().to_string()),
+    }
+}
+
+/// What one request log line says.
+struct RequestLine<'a> {
+    http: &'a HttpContext,
+    route: &'a str,
+    status: u16,
+    response_size: Option<u64>,
+    latency: Duration,
+    protocol: &'a str,
+}
+
+impl RequestLine<'_> {
+    fn log(&self) {
+        macro_rules! request_event {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    http_request.request_method = %self.http.method,
+                    http_request.request_url = %self.http.url,
+                    http_request.status = self.status,
+                    http_request.response_size = self.response_size.unwrap_or(0),
+                    http_request.user_agent = self.http.user_agent.as_deref().unwrap_or(""),
+                    http_request.remote_ip = self.http.remote_ip.as_deref().unwrap_or(""),
+                    http_request.latency = %format_latency(self.latency),
+                    http_request.protocol = self.protocol,
+                    route = self.route,
+                    latency_ms = %format_latency_ms(self.latency),
+                    "{} {} {}",
+                    self.http.method,
+                    self.http.url,
+                    self.status
+                )
+            };
+        }
+        match self.status {
+            500.. => request_event!(tracing::Level::ERROR),
+            400..=499 => request_event!(tracing::Level::WARN),
+            _ => request_event!(tracing::Level::INFO),
+        }
+    }
+}
+
+/// Milliseconds with microsecond precision, e.g. `12.345`. A string, since
+/// tracing-stackdriver writes floats through their `Debug` form anyway; log-
+/// based metrics convert the extracted value to a number.
+fn format_latency_ms(latency: Duration) -> String {
+    format!("{:.3}", latency.as_secs_f64() * 1000.0)
+}
+
+/// Cloud Logging's duration format: seconds with a trailing `s`.
+fn format_latency(latency: Duration) -> String {
+    format!("{:.6}s", latency.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_seconds_with_an_s() {
+        assert_eq!(format_latency(Duration::from_micros(12_345)), "0.012345s");
+        assert_eq!(format_latency(Duration::from_secs(2)), "2.000000s");
+    }
+
+    #[test]
+    fn unsampled_callers_stay_unsampled_and_new_traces_are_sampled() {
+        let mut headers = HeaderMap::new();
+        let fresh = trace_context_for(&headers);
+        assert!(fresh.sampled);
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+                .parse()
+                .unwrap(),
+        );
+        let continued = trace_context_for(&headers);
+        assert_eq!(
+            continued.trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_ne!(continued.span_id.to_string(), "00f067aa0ba902b7");
+        assert!(!continued.sampled);
+    }
+}
