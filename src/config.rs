@@ -36,6 +36,30 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `RUST_LOG`: the log filter; `None` means the default.
     pub log_filter: Option<String>,
+    /// `OTEL_SERVICE_NAME`: the service name when not on Cloud Run.
+    pub otel_service_name: Option<String>,
+    /// `OTEL_TRACES_SAMPLER_ARG`: the share of traces sampled when the
+    /// caller did not sample (0.0 to 1.0, default 1.0).
+    pub trace_sampling_ratio: f64,
+    /// `CLOUD_OPS_EMULATOR_HOST`: send traces and metrics to the emulator at
+    /// this `host:port`, in plaintext, without credentials.
+    pub emulator_host: Option<String>,
+    /// `GCE_METADATA_HOST`: where the metadata server is (tests run a
+    /// stand-in); on Cloud Run, `metadata.google.internal`.
+    pub metadata_host: Option<String>,
+}
+
+/// Where traces and metrics go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TelemetryBackend {
+    /// Google's Cloud Trace and Cloud Monitoring, with Application Default
+    /// Credentials.
+    Google,
+    /// An emulator at `host:port` (`CLOUD_OPS_EMULATOR_HOST`).
+    Emulator(String),
+    /// No project and no emulator configured: the service starts its own
+    /// emulator on loopback.
+    EmbeddedEmulator,
 }
 
 /// Who this instance is on Cloud Run.
@@ -91,19 +115,8 @@ impl Config {
             revision: var("K_REVISION").unwrap_or_default(),
             configuration: var("K_CONFIGURATION").unwrap_or_default(),
         });
-        let payment_failure_rate = match var("PAYMENT_FAILURE_RATE") {
-            Some(value) => match value.trim().parse::<f64>() {
-                Ok(rate) if (0.0..=1.0).contains(&rate) => rate,
-                _ => {
-                    return Err(ConfigError::Invalid {
-                        name: "PAYMENT_FAILURE_RATE",
-                        value,
-                        reason: "expected a number from 0.0 to 1.0",
-                    })
-                }
-            },
-            None => 0.02,
-        };
+        let payment_failure_rate =
+            parse_ratio("PAYMENT_FAILURE_RATE", var("PAYMENT_FAILURE_RATE"), 0.02)?;
         let enable_fault_routes = match var("ENABLE_FAULT_ROUTES") {
             Some(value) => parse_bool("ENABLE_FAULT_ROUTES", value)?,
             None => cloud_run.is_none(),
@@ -137,14 +150,32 @@ impl Config {
             telemetry_enabled,
             log_format,
             log_filter: var("RUST_LOG"),
+            otel_service_name: var("OTEL_SERVICE_NAME"),
+            trace_sampling_ratio: parse_ratio("OTEL_TRACES_SAMPLER_ARG", var("OTEL_TRACES_SAMPLER_ARG"), 1.0)?,
+            emulator_host: var("CLOUD_OPS_EMULATOR_HOST").map(|host| host.trim().to_owned()),
+            metadata_host: var("GCE_METADATA_HOST").map(|host| host.trim().to_owned()),
         })
     }
 
-    /// The service's name: `K_SERVICE` on Cloud Run, else a fixed local name.
+    /// The service's name: `K_SERVICE` on Cloud Run, else
+    /// `OTEL_SERVICE_NAME`, else a fixed local name.
     pub fn service_name(&self) -> &str {
-        self.cloud_run
-            .as_ref()
-            .map_or(LOCAL_SERVICE_NAME, |run| run.service.as_str())
+        match (&self.cloud_run, &self.otel_service_name) {
+            (Some(run), _) => &run.service,
+            (None, Some(name)) => name,
+            (None, None) => LOCAL_SERVICE_NAME,
+        }
+    }
+
+    /// Where traces and metrics go: the emulator when
+    /// `CLOUD_OPS_EMULATOR_HOST` is set, Google when a project is, else an
+    /// emulator of the service's own.
+    pub fn telemetry_backend(&self) -> TelemetryBackend {
+        match (&self.emulator_host, &self.project_id) {
+            (Some(host), _) => TelemetryBackend::Emulator(host.clone()),
+            (None, Some(_)) => TelemetryBackend::Google,
+            (None, None) => TelemetryBackend::EmbeddedEmulator,
+        }
     }
 
     /// The deployed revision on Cloud Run, else the crate's version.
@@ -158,6 +189,21 @@ impl Config {
     /// The project named in trace ids of log lines; `local` without one.
     pub fn trace_project(&self) -> &str {
         self.project_id.as_deref().unwrap_or("local")
+    }
+}
+
+/// A number from 0.0 to 1.0, or `default` when unset.
+fn parse_ratio(name: &'static str, value: Option<String>, default: f64) -> Result<f64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "expected a number from 0.0 to 1.0",
+        }),
     }
 }
 
@@ -232,6 +278,23 @@ mod tests {
         assert!(config(&[("TELEMETRY", "maybe")]).is_err());
         assert!(config(&[("LOG_FORMAT", "xml")]).is_err());
         assert!(config(&[("DOWNSTREAM_URL", "backend")]).is_err());
+    }
+
+    #[test]
+    fn the_telemetry_backend_follows_emulator_host_then_project() {
+        assert_eq!(config(&[]).unwrap().telemetry_backend(), TelemetryBackend::EmbeddedEmulator);
+        assert_eq!(
+            config(&[("GOOGLE_CLOUD_PROJECT", "p")]).unwrap().telemetry_backend(),
+            TelemetryBackend::Google
+        );
+        assert_eq!(
+            config(&[("GOOGLE_CLOUD_PROJECT", "p"), ("CLOUD_OPS_EMULATOR_HOST", "127.0.0.1:8085")])
+                .unwrap()
+                .telemetry_backend(),
+            TelemetryBackend::Emulator("127.0.0.1:8085".to_owned())
+        );
+        assert!(config(&[("OTEL_TRACES_SAMPLER_ARG", "1.5")]).is_err());
+        assert_eq!(config(&[("OTEL_SERVICE_NAME", "shop")]).unwrap().service_name(), "shop");
     }
 
     #[test]

@@ -16,15 +16,18 @@ pub mod config;
 pub mod emulator;
 pub mod telemetry;
 
+use std::time::Duration;
+
 use thiserror::Error;
 
 use crate::app::{Application, StartupError};
-use crate::config::Config;
-use crate::telemetry::TelemetryError;
+use crate::config::{Config, TelemetryBackend};
+use crate::emulator::{Emulator, EmulatorConfig, EmulatorError, RunningEmulator};
+use crate::telemetry::{Endpoint, TelemetryError};
 
 /// How long telemetry may take to flush at shutdown: what is left of Cloud
 /// Run's 10 s grace period after draining.
-pub const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why the service stopped with an error.
 #[derive(Debug, Error)]
@@ -33,14 +36,18 @@ pub enum ServiceError {
     Telemetry(#[from] TelemetryError),
     #[error(transparent)]
     Startup(#[from] StartupError),
+    #[error("could not start the embedded Cloud Trace and Cloud Monitoring emulator")]
+    Emulator(#[from] EmulatorError),
     #[error("the server failed")]
     Serve(#[from] std::io::Error),
 }
 
-/// Runs the service until SIGTERM or Ctrl-C: sets up telemetry, serves,
-/// drains in-flight requests, flushes telemetry.
+/// Runs the service until SIGTERM or Ctrl-C: sets up telemetry (starting an
+/// emulator of its own when no Google project or emulator is configured),
+/// serves, drains in-flight requests, flushes telemetry.
 pub async fn run_service(config: Config) -> Result<(), ServiceError> {
-    let telemetry = telemetry::init(&config)?;
+    let (endpoint, embedded) = telemetry_endpoint(&config).await?;
+    let telemetry = telemetry::init(&config, endpoint).await?;
     let application = Application::build(&config).await?;
     let addr = application.local_addr();
     tracing::info!(
@@ -49,15 +56,54 @@ pub async fn run_service(config: Config) -> Result<(), ServiceError> {
         version = config.service_version(),
         "listening on http://{addr}"
     );
+    if let Some(emulator) = &embedded {
+        let console = emulator.local_addr();
+        tracing::info!(
+            emulator = %console,
+            "Cloud Trace and Cloud Monitoring emulator (no GOOGLE_CLOUD_PROJECT set): console at http://{console}/"
+        );
+    }
     application.run_until_stopped(shutdown_signal()).await?;
-    if tokio::time::timeout(FLUSH_TIMEOUT, telemetry.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("telemetry did not flush within {FLUSH_TIMEOUT:?}");
+    telemetry.shutdown(FLUSH_TIMEOUT).await;
+    if let Some(emulator) = embedded {
+        emulator.shutdown().await;
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where telemetry goes; starts the embedded emulator when that is where.
+async fn telemetry_endpoint(
+    config: &Config,
+) -> Result<(Endpoint, Option<RunningEmulator>), EmulatorError> {
+    match config.telemetry_backend() {
+        TelemetryBackend::Google => Ok((Endpoint::Google, None)),
+        TelemetryBackend::Emulator(host) => Ok((Endpoint::Emulator(host), None)),
+        TelemetryBackend::EmbeddedEmulator if !config.telemetry_enabled => {
+            Ok((Endpoint::Emulator(String::new()), None))
+        }
+        TelemetryBackend::EmbeddedEmulator => {
+            let emulator = start_embedded_emulator().await?;
+            let host = emulator.local_addr().to_string();
+            Ok((Endpoint::Emulator(host), Some(emulator)))
+        }
+    }
+}
+
+/// On the usual port 8085 when it is free (a stable console address), else
+/// on any free loopback port (a second local service, tests).
+async fn start_embedded_emulator() -> Result<RunningEmulator, EmulatorError> {
+    match Emulator::start(EmulatorConfig::default()).await {
+        Ok(emulator) => Ok(emulator),
+        Err(EmulatorError::Bind { .. }) => {
+            Emulator::start(EmulatorConfig {
+                port: 0,
+                ..EmulatorConfig::default()
+            })
+            .await
+        }
+        Err(other) => Err(other),
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM (what Cloud Run sends before stopping an

@@ -11,11 +11,14 @@ use std::backtrace::{Backtrace, BacktraceStatus};
 use std::borrow::Cow;
 use std::io;
 
+use opentelemetry_sdk::trace::SdkTracer;
 use tracing::Subscriber;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Registry};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use super::error_reporting::{self, ErrorReport, ErrorType, HttpContext, ReportLocation};
 use super::log_writer::CorrelatingMakeWriter;
@@ -28,14 +31,20 @@ use crate::config::{Config, LogFormat};
 pub const DEFAULT_FILTER: &str =
     "info,hyper=warn,hyper_util=warn,h2=warn,tonic=warn,tower=warn,reqwest=warn,rustls=warn,opentelemetry=warn,opentelemetry_sdk=warn";
 
-/// Installs the global subscriber for `config`, writing to stdout.
-pub fn install(config: &Config) -> Result<(), TelemetryError> {
+/// Installs the global subscriber for `config`, writing to stdout; with a
+/// `tracer`, `tracing` spans also become OpenTelemetry spans.
+pub fn install(config: &Config, tracer: Option<SdkTracer>) -> Result<(), TelemetryError> {
     let filter = env_filter(config.log_filter.as_deref())?;
     match config.log_format {
-        LogFormat::Json => json_subscriber(config, filter, io::stdout).try_init()?,
-        LogFormat::Pretty => tracing_subscriber::registry()
+        LogFormat::Json => Registry::default()
+            .with(filter)
+            .with(json_layer(config, io::stdout))
+            .with(tracer.map(otel_layer))
+            .try_init()?,
+        LogFormat::Pretty => Registry::default()
             .with(filter)
             .with(tracing_subscriber::fmt::layer().with_writer(io::stdout))
+            .with(tracer.map(otel_layer))
             .try_init()?,
     }
     Ok(())
@@ -46,14 +55,11 @@ pub fn env_filter(directives: Option<&str>) -> Result<EnvFilter, TelemetryError>
     Ok(EnvFilter::builder().parse(directives.unwrap_or(DEFAULT_FILTER))?)
 }
 
-/// The Cloud Logging JSON subscriber, writing to `writer`: stdout in the
-/// service, a buffer in tests.
-pub fn json_subscriber<W>(
-    config: &Config,
-    filter: EnvFilter,
-    writer: W,
-) -> impl Subscriber + Send + Sync + 'static
+/// The Cloud Logging JSON layer, writing to `writer`: stdout in the service,
+/// a buffer in tests.
+pub fn json_layer<S, W>(config: &Config, writer: W) -> impl Layer<S>
 where
+    S: Subscriber + for<'span> LookupSpan<'span>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let service_context = error_reporting::ServiceContext {
@@ -61,13 +67,37 @@ where
         version: config.service_version().to_owned(),
     };
     let writer = CorrelatingMakeWriter::new(writer, config.trace_project(), &service_context);
-    Registry::default().with(filter).with(
-        tracing_stackdriver::layer()
-            // The writer adds `sourceLocation` itself, so that an error entry
-            // can point at the error rather than at the line that logs it.
-            .with_source_location(false)
-            .with_writer(writer),
-    )
+    tracing_stackdriver::layer()
+        // The writer adds `sourceLocation` itself, so that an error entry
+        // can point at the error rather than at the line that logs it.
+        .with_source_location(false)
+        .with_writer(writer)
+}
+
+/// Crates whose spans must never become traces: the exporters' own HTTP/2
+/// and gRPC stack would otherwise trace its own exports, forever.
+const UNTRACED_TARGETS: &[&str] = &["h2", "hyper", "tonic", "tower", "reqwest", "rustls"];
+
+/// The layer that turns `tracing` spans into OpenTelemetry spans. Events are
+/// left out: the request middleware adds the span events that matter
+/// (exceptions) itself, and log lines already go to Cloud Logging.
+fn otel_layer<S>(tracer: SdkTracer) -> impl Layer<S>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false)
+        .with_location(false)
+        .with_target(false)
+        .with_level(false)
+        .with_filter(filter_fn(|metadata| {
+            metadata.is_span()
+                && !UNTRACED_TARGETS
+                    .iter()
+                    .any(|target| metadata.target().starts_with(target))
+        }))
 }
 
 /// Replaces the default panic hook, which prints plain text to stderr, with

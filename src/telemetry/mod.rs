@@ -11,16 +11,38 @@
 //! - [`error_reporting`]: error entries that Cloud Error Reporting groups,
 //!   including panics.
 
+pub mod cloud_trace_exporter;
+pub mod cloud_trace_mapping;
 pub mod error_reporting;
+pub mod export_health;
 pub mod log_writer;
 pub mod logging;
 pub mod request_telemetry;
+pub mod resource;
+pub mod sampler;
 pub mod span_data;
 pub mod trace_context;
+pub mod traces;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use thiserror::Error;
 
 use crate::config::Config;
+use self::export_health::{ExportCounts, ExportHealth};
+use self::resource::InstanceIdentity;
+
+/// Where traces and metrics are sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// Google's APIs, with Application Default Credentials.
+    Google,
+    /// An emulator's `host:port`, in plaintext, without credentials.
+    Emulator(String),
+}
 
 /// Telemetry could not be set up.
 #[derive(Debug, Error)]
@@ -31,24 +53,75 @@ pub enum TelemetryError {
     AlreadyInstalled(#[from] tracing_subscriber::util::TryInitError),
 }
 
-/// Flushes and shuts telemetry down when the service stops. Logs are written
-/// synchronously and need no flush; exporters added later hang off this.
-#[must_use = "dropping the guard shuts telemetry down"]
+/// Flushes and shuts telemetry down when the service stops.
+#[must_use = "dropping the guard loses the spans not yet exported"]
 pub struct TelemetryGuard {
-    _private: (),
+    tracer_provider: Option<SdkTracerProvider>,
+    trace_health: Arc<ExportHealth>,
+    identity: Option<InstanceIdentity>,
 }
 
 impl TelemetryGuard {
-    /// Flushes what is buffered, within Cloud Run's shutdown grace period.
-    pub async fn shutdown(self) {}
+    /// What the trace exporter sent, lost and dropped so far.
+    pub fn trace_counts(&self) -> ExportCounts {
+        self.trace_health.counts()
+    }
+
+    /// Who this instance is, as its telemetry says (`None` when off).
+    pub fn identity(&self) -> Option<&InstanceIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// Exports every finished span, within `timeout` (the rest of Cloud
+    /// Run's 10 s grace period).
+    pub async fn shutdown(self, timeout: Duration) {
+        let Some(provider) = self.tracer_provider else {
+            return;
+        };
+        // The SDK's shutdown blocks until its processor thread has exported;
+        // that thread's exports run on this runtime, so block elsewhere.
+        let result = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
+        let counts = self.trace_health.counts();
+        match result {
+            Ok(Ok(())) => tracing::info!(
+                exported = counts.exported,
+                failed = counts.failed,
+                dropped = counts.dropped,
+                "traces flushed"
+            ),
+            Ok(Err(error)) => tracing::warn!(%error, "traces could not be flushed"),
+            Err(error) => tracing::warn!(%error, "traces could not be flushed"),
+        }
+    }
 }
 
-/// Installs the process-wide logging (unless `TELEMETRY=off`) and the panic
-/// hook that reports panics to Error Reporting.
-pub fn init(config: &Config) -> Result<TelemetryGuard, TelemetryError> {
-    if config.telemetry_enabled {
-        logging::install(config)?;
-        logging::install_panic_hook();
+/// Sets up telemetry for `config`, sending traces to `endpoint`: the
+/// process-wide logging (and the panic hook that reports panics), and
+/// OpenTelemetry tracing. With `TELEMETRY=off`, nothing.
+///
+/// Must run inside the tokio runtime; it does not wait for any backend.
+pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard, TelemetryError> {
+    let trace_health = Arc::new(ExportHealth::new("traces"));
+    if !config.telemetry_enabled {
+        return Ok(TelemetryGuard {
+            tracer_provider: None,
+            trace_health,
+            identity: None,
+        });
     }
-    Ok(TelemetryGuard { _private: () })
+    let identity = InstanceIdentity::detect(config).await;
+    let provider = traces::tracer_provider(
+        identity.to_resource(),
+        identity.project_id.clone(),
+        endpoint,
+        config.trace_sampling_ratio,
+        Arc::clone(&trace_health),
+    );
+    logging::install(config, Some(provider.tracer(env!("CARGO_PKG_NAME"))))?;
+    logging::install_panic_hook();
+    Ok(TelemetryGuard {
+        tracer_provider: Some(provider),
+        trace_health,
+        identity: Some(identity),
+    })
 }
