@@ -1,1 +1,217 @@
-//! A local stand-in for the Cloud Trace and Cloud Monitoring APIs.
+//! A local stand-in for the Cloud Trace and Cloud Monitoring gRPC APIs.
+//!
+//! Nobody on the project can reach Google Cloud, so this emulator receives
+//! what our exporters would send to Google, validates it with Google's rules
+//! and error wording, and keeps it in bounded memory so it can be read back
+//! through the same APIs Google's clients use (Cloud Trace v1 reads,
+//! Monitoring `ListTimeSeries`).
+//!
+//! One port serves gRPC (HTTP/2 cleartext, prior knowledge) and plain HTTP/1
+//! routes: the tonic services are turned into an axum [`Router`] and merged
+//! with a status page, so the web console can later be added to the same
+//! router.
+
+pub mod aggregation;
+pub mod filter;
+pub mod metric_store;
+pub mod monitoring;
+pub mod monitoring_validation;
+mod status;
+pub mod timestamp;
+pub mod trace;
+pub mod trace_store;
+pub mod trace_validation;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use metric_store::MetricStore;
+pub use trace_store::TraceStore;
+
+/// `google.protobuf.Empty` as prost maps it; a named path because generated
+/// service code needs a type path, not `()`.
+pub type Empty = ();
+
+/// Environment variable naming the emulator a client should talk to instead
+/// of Google (`host:port`, plaintext, no credentials).
+pub const EMULATOR_HOST_ENV: &str = "CLOUD_OPS_EMULATOR_HOST";
+
+/// The `host:port` of an emulator from [`EMULATOR_HOST_ENV`], if set and non-empty.
+pub fn emulator_host_from_env() -> Option<String> {
+    std::env::var(EMULATOR_HOST_ENV)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+/// How the emulator listens and how much it keeps in memory.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Address to bind; loopback by default because the emulator has no auth.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free port (tests, embedded use).
+    pub port: u16,
+    /// Spans kept in memory; the oldest are dropped (and counted) beyond it.
+    pub max_spans: usize,
+    /// Metric points kept in memory over all series; oldest dropped first.
+    pub max_points: usize,
+    /// Minimum time between two points of one series (M8). Google documents 5 s.
+    pub min_sampling_period: Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8085,
+            max_spans: 100_000,
+            max_points: 1_000_000,
+            min_sampling_period: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors starting the emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("cannot bind the emulator to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the emulator's local address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("the emulator server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot wait for the shutdown signal: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Cheap clonable handle to everything the emulator has stored.
+#[derive(Debug, Clone)]
+pub struct EmulatorStore {
+    pub traces: TraceStore,
+    pub metrics: MetricStore,
+}
+
+impl EmulatorStore {
+    /// Empty stores sized by `config`.
+    pub fn new(config: &EmulatorConfig) -> Self {
+        Self {
+            traces: TraceStore::new(config.max_spans),
+            metrics: MetricStore::new(config.max_points, config.min_sampling_period),
+        }
+    }
+}
+
+/// Entry point: see [`Emulator::start`].
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds the listener (so the port is known before serving) and spawns the server task.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Bind`] when the address is taken or not allowed.
+    pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EmulatorError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(EmulatorError::LocalAddr)?;
+        let store = EmulatorStore::new(&config);
+        let app = router(store.clone());
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .map_err(EmulatorError::Serve)
+        });
+        tracing::info!(%local_addr, "Cloud Trace / Cloud Monitoring emulator listening");
+        Ok(RunningEmulator {
+            local_addr,
+            store,
+            stop: stop_tx,
+            task,
+        })
+    }
+
+    /// Runs the emulator standalone until Ctrl-C or SIGTERM, printing where it listens.
+    ///
+    /// # Errors
+    /// Binding or serving failures, see [`EmulatorError`].
+    pub async fn run_until_signal(config: EmulatorConfig) -> Result<(), EmulatorError> {
+        let running = Self::start(config).await?;
+        println!(
+            "Cloud Trace / Cloud Monitoring emulator listening on {addr} \
+             (gRPC h2c and http://{addr}/); export {EMULATOR_HOST_ENV}={addr}",
+            addr = running.local_addr()
+        );
+        wait_for_signal().await?;
+        running.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() -> Result<(), EmulatorError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(EmulatorError::Signal)?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.map_err(EmulatorError::Signal),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(EmulatorError::Signal)
+    }
+}
+
+/// A started emulator; dropping it without [`RunningEmulator::shutdown`] leaves
+/// the server task running until the runtime stops.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    local_addr: SocketAddr,
+    store: EmulatorStore,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), EmulatorError>>,
+}
+
+impl RunningEmulator {
+    /// Where the emulator listens (gRPC and HTTP on the same port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Handle to the stored spans, series and counters.
+    pub fn store(&self) -> EmulatorStore {
+        self.store.clone()
+    }
+
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(cause = %error, "emulator stopped with an error"),
+            Err(error) => tracing::error!(cause = %error, "emulator task failed"),
+        }
+    }
+}
+
+/// The emulator's whole HTTP surface: gRPC services plus `GET /` and `GET /api/status`.
+pub fn router(store: EmulatorStore) -> Router {
+    let grpc = tonic::service::Routes::new(trace::trace_v2_server(store.traces.clone()))
+        .add_service(trace::trace_v1_server(store.traces.clone()))
+        .add_service(monitoring::metric_server(store.metrics.clone()))
+        .into_axum_router();
+    status::routes(store).merge(grpc)
+}

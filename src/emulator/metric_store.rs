@@ -1,0 +1,294 @@
+//! Bounded, thread-safe in-memory storage of metric descriptors and series.
+//!
+//! A `CreateTimeSeries` request is validated and applied under one lock, so
+//! the checks that depend on stored state (descriptor conflicts, point order,
+//! sampling period) see a consistent view and concurrent writers never lose
+//! points. Points of all series share one arrival-order queue: when the cap is
+//! reached the oldest point overall is dropped and counted.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use gcloud_sdk::google::api::metric_descriptor::{MetricKind, ValueType};
+use gcloud_sdk::google::api::MetricDescriptor;
+use gcloud_sdk::google::monitoring::v3::TimeSeries;
+use serde::Serialize;
+
+use super::filter::{Filter, Selector, Subject};
+use super::monitoring_validation::{
+    check_against_last, validate_series, SeriesKey, StoredPoint, ValidSeries,
+};
+
+/// Counters shown by `/api/status` and read by tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct MetricStats {
+    /// Distinct series known.
+    pub series: u64,
+    /// Points currently held.
+    pub points_stored: u64,
+    /// Points accepted since start, including those later dropped by the cap.
+    pub points_accepted: u64,
+    /// Points evicted because `max_points` was reached (oldest first).
+    pub points_dropped: u64,
+    /// Series rejected inside write requests.
+    pub series_rejected: u64,
+    /// Write requests that returned an error (fully or partly rejected).
+    pub requests_rejected: u64,
+    /// Metric descriptors known.
+    pub descriptors: u64,
+}
+
+/// A series with its points, oldest first.
+#[derive(Debug, Clone)]
+pub struct StoredSeries {
+    pub key: SeriesKey,
+    pub kind: MetricKind,
+    pub value_type: ValueType,
+    pub points: VecDeque<StoredPoint>,
+    /// Kept even when the point itself was evicted, so order and sampling
+    /// rules still hold after eviction.
+    last: Option<StoredPoint>,
+}
+
+impl Subject for SeriesKey {
+    fn field(&self, selector: &Selector) -> Option<&str> {
+        match selector {
+            Selector::MetricType => Some(&self.metric_type),
+            Selector::ResourceType => Some(&self.resource_type),
+            Selector::Project => Some(&self.project),
+            Selector::MetricLabel(k) => self.metric_labels.get(k).map(String::as_str),
+            Selector::ResourceLabel(k) => self.resource_labels.get(k).map(String::as_str),
+            _ => None,
+        }
+    }
+}
+
+struct DescriptorSubject<'a>(&'a MetricDescriptor, &'a str);
+
+impl Subject for DescriptorSubject<'_> {
+    fn field(&self, selector: &Selector) -> Option<&str> {
+        match selector {
+            Selector::MetricType => Some(&self.0.r#type),
+            Selector::MetricDisplayName => Some(&self.0.display_name),
+            Selector::Project => Some(self.1),
+            _ => None,
+        }
+    }
+}
+
+/// Result of a write: indices of rejected series with their reasons.
+#[derive(Debug, Default)]
+pub struct WriteOutcome {
+    pub errors: Vec<(usize, String)>,
+    pub points_written: usize,
+}
+
+/// Cheap clonable handle to the metric store.
+#[derive(Debug, Clone)]
+pub struct MetricStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    max_points: usize,
+    min_sampling_nanos: i64,
+    descriptors: BTreeMap<(String, String), MetricDescriptor>,
+    series: Vec<StoredSeries>,
+    index: HashMap<SeriesKey, usize>,
+    arrival: VecDeque<usize>,
+    stats: MetricStats,
+}
+
+impl MetricStore {
+    /// An empty store keeping at most `max_points` points.
+    pub fn new(max_points: usize, min_sampling_period: Duration) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                max_points,
+                min_sampling_nanos: i64::try_from(min_sampling_period.as_nanos())
+                    .unwrap_or(i64::MAX),
+                descriptors: BTreeMap::new(),
+                series: Vec::new(),
+                index: HashMap::new(),
+                arrival: VecDeque::new(),
+                stats: MetricStats::default(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every mutation completes under the lock, so a poisoned lock still guards consistent data.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Validates and writes the series of one request; valid series are
+    /// written even when others fail (M1).
+    pub fn write(&self, project: &str, series: &[TimeSeries], now_nanos: i64) -> WriteOutcome {
+        let mut inner = self.lock();
+        let mut outcome = WriteOutcome::default();
+        let mut seen: HashSet<SeriesKey> = HashSet::new();
+        for (index, ts) in series.iter().enumerate() {
+            match inner.write_one(index, project, ts, now_nanos, &mut seen) {
+                Ok(()) => outcome.points_written += 1,
+                Err(reason) => outcome.errors.push((index, reason)),
+            }
+        }
+        inner.stats.series_rejected += outcome.errors.len() as u64;
+        if !outcome.errors.is_empty() {
+            inner.stats.requests_rejected += 1;
+        }
+        outcome
+    }
+
+    /// Counts a request rejected before any series was looked at.
+    pub fn record_rejected(&self) {
+        self.lock().stats.requests_rejected += 1;
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> MetricStats {
+        self.lock().stats
+    }
+
+    /// The descriptor of `metric_type` in `project`.
+    pub fn descriptor(&self, project: &str, metric_type: &str) -> Option<MetricDescriptor> {
+        self.lock()
+            .descriptors
+            .get(&(project.to_string(), metric_type.to_string()))
+            .cloned()
+    }
+
+    /// Descriptors of `project` matching `filter`, ordered by type.
+    pub fn descriptors(&self, project: &str, filter: Option<&Filter>) -> Vec<MetricDescriptor> {
+        self.lock()
+            .descriptors
+            .iter()
+            .filter(|((p, _), _)| p == project)
+            .map(|(_, d)| d)
+            .filter(|d| filter.is_none_or(|f| f.matches(&DescriptorSubject(d, project))))
+            .cloned()
+            .collect()
+    }
+
+    /// M15: creates or replaces a descriptor, never removing labels it had.
+    pub fn upsert_descriptor(
+        &self,
+        project: &str,
+        mut descriptor: MetricDescriptor,
+    ) -> MetricDescriptor {
+        let mut inner = self.lock();
+        let key = (project.to_string(), descriptor.r#type.clone());
+        if let Some(old) = inner.descriptors.get(&key) {
+            for label in &old.labels {
+                if !descriptor.labels.iter().any(|l| l.key == label.key) {
+                    descriptor.labels.push(label.clone());
+                }
+            }
+        }
+        descriptor.name = descriptor_name(project, &descriptor.r#type);
+        inner.descriptors.insert(key, descriptor.clone());
+        inner.stats.descriptors = inner.descriptors.len() as u64;
+        descriptor
+    }
+
+    /// Copies of the series of `project` matching `filter`, with all their points.
+    pub fn series(&self, project: &str, filter: &Filter) -> Vec<StoredSeries> {
+        self.lock()
+            .series
+            .iter()
+            .filter(|s| s.key.project == project && filter.matches(&s.key))
+            .cloned()
+            .collect()
+    }
+}
+
+/// `projects/P/metricDescriptors/TYPE`, the resource name Google gives a descriptor.
+pub fn descriptor_name(project: &str, metric_type: &str) -> String {
+    format!("projects/{project}/metricDescriptors/{metric_type}")
+}
+
+impl Inner {
+    fn write_one(
+        &mut self,
+        index: usize,
+        project: &str,
+        ts: &TimeSeries,
+        now_nanos: i64,
+        seen: &mut HashSet<SeriesKey>,
+    ) -> Result<(), String> {
+        let metric_type = ts
+            .metric
+            .as_ref()
+            .map(|m| m.r#type.clone())
+            .unwrap_or_default();
+        let descriptor = self
+            .descriptors
+            .get(&(project.to_string(), metric_type.clone()));
+        let valid = validate_series(index, project, ts, descriptor, now_nanos)?;
+        if !seen.insert(valid.key.clone()) {
+            return Err(format!(
+                "Field timeSeries[{index}] had an invalid value: Duplicate TimeSeries encountered. Only one point can be written per TimeSeries per request."
+            ));
+        }
+        if let Some(series) = self.index.get(&valid.key).map(|i| &self.series[*i]) {
+            if let Some(last) = series.last.as_ref() {
+                check_against_last(
+                    &metric_type,
+                    series.kind,
+                    last,
+                    &valid.point,
+                    self.min_sampling_nanos,
+                )?;
+            }
+        }
+        self.apply(project, valid);
+        Ok(())
+    }
+
+    fn apply(&mut self, project: &str, valid: ValidSeries) {
+        if let Some(mut descriptor) = valid.descriptor_update {
+            descriptor.name = descriptor_name(project, &descriptor.r#type);
+            self.descriptors
+                .insert((project.to_string(), descriptor.r#type.clone()), descriptor);
+            self.stats.descriptors = self.descriptors.len() as u64;
+        }
+        let id = match self.index.get(&valid.key) {
+            Some(id) => *id,
+            None => {
+                self.series.push(StoredSeries {
+                    key: valid.key.clone(),
+                    kind: valid.kind,
+                    value_type: valid.value_type,
+                    points: VecDeque::new(),
+                    last: None,
+                });
+                self.index.insert(valid.key, self.series.len() - 1);
+                self.stats.series = self.series.len() as u64;
+                self.series.len() - 1
+            }
+        };
+        let series = &mut self.series[id];
+        series.last = Some(valid.point.clone());
+        series.points.push_back(valid.point);
+        self.arrival.push_back(id);
+        self.stats.points_accepted += 1;
+        self.evict();
+    }
+
+    fn evict(&mut self) {
+        while self.arrival.len() > self.max_points {
+            let Some(id) = self.arrival.pop_front() else {
+                break;
+            };
+            // Each series' points are in arrival order, so its front is the
+            // point this queue entry stands for.
+            self.series[id].points.pop_front();
+            self.stats.points_dropped += 1;
+        }
+        self.stats.points_stored = self.arrival.len() as u64;
+    }
+}

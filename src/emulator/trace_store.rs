@@ -1,0 +1,166 @@
+//! Bounded, thread-safe in-memory storage of the spans the emulator accepted.
+//!
+//! Spans are kept in arrival order in one queue so that the oldest can be
+//! dropped first when the cap is reached; reads group them by trace on demand
+//! (a trace's spans may arrive from several processes in several batches).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gcloud_sdk::google::devtools::cloudtrace::v2::Span;
+use serde::Serialize;
+
+/// One accepted span with the identifiers parsed from its resource name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSpan {
+    pub project: String,
+    /// 32 lowercase hex characters.
+    pub trace_id: String,
+    /// The span as stored, after truncation (T7).
+    pub span: Span,
+}
+
+/// Counters shown by `/api/status` and read by tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TraceStats {
+    /// Spans currently held.
+    pub spans_stored: u64,
+    /// Spans accepted since start, including those later dropped by the cap.
+    pub spans_accepted: u64,
+    /// Spans evicted because `max_spans` was reached (oldest first).
+    pub spans_dropped: u64,
+    /// Accepted spans in which something was truncated or dropped (T7).
+    pub spans_truncated: u64,
+    /// Spans silently dropped because their times were outside the window (T5).
+    pub spans_out_of_window: u64,
+    /// Write requests rejected with an error.
+    pub requests_rejected: u64,
+}
+
+/// Cheap clonable handle to the span store.
+#[derive(Debug, Clone)]
+pub struct TraceStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    max_spans: usize,
+    spans: VecDeque<StoredSpan>,
+    stats: TraceStats,
+}
+
+impl TraceStore {
+    /// An empty store keeping at most `max_spans` spans.
+    pub fn new(max_spans: usize) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(Inner {
+                max_spans,
+                spans: VecDeque::new(),
+                stats: TraceStats::default(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere must not make the emulator unusable: the data is
+        // still consistent because every mutation below is completed in one go.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Stores a whole batch atomically; `truncated` of them had something cut.
+    pub fn insert_batch(&self, spans: Vec<StoredSpan>, truncated: u64, out_of_window: u64) {
+        let mut inner = self.lock();
+        inner.stats.spans_accepted += spans.len() as u64;
+        inner.stats.spans_truncated += truncated;
+        inner.stats.spans_out_of_window += out_of_window;
+        inner.spans.extend(spans);
+        while inner.spans.len() > inner.max_spans {
+            inner.spans.pop_front();
+            inner.stats.spans_dropped += 1;
+        }
+        inner.stats.spans_stored = inner.spans.len() as u64;
+    }
+
+    /// Counts a rejected write request.
+    pub fn record_rejected(&self) {
+        self.lock().stats.requests_rejected += 1;
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> TraceStats {
+        self.lock().stats
+    }
+
+    /// Every stored span, oldest first.
+    pub fn spans(&self) -> Vec<StoredSpan> {
+        self.lock().spans.iter().cloned().collect()
+    }
+
+    /// The spans of one trace, in arrival order.
+    pub fn trace(&self, project: &str, trace_id: &str) -> Vec<StoredSpan> {
+        let trace_id = trace_id.to_ascii_lowercase();
+        self.lock()
+            .spans
+            .iter()
+            .filter(|s| s.project == project && s.trace_id == trace_id)
+            .cloned()
+            .collect()
+    }
+
+    /// All traces of a project, each with its spans in arrival order.
+    pub fn traces(&self, project: &str) -> Vec<(String, Vec<StoredSpan>)> {
+        let inner = self.lock();
+        let mut order: Vec<String> = Vec::new();
+        let mut by_trace: HashMap<String, Vec<StoredSpan>> = HashMap::new();
+        for span in inner.spans.iter().filter(|s| s.project == project) {
+            let entry = by_trace.entry(span.trace_id.clone()).or_insert_with(|| {
+                order.push(span.trace_id.clone());
+                Vec::new()
+            });
+            entry.push(span.clone());
+        }
+        order
+            .into_iter()
+            .filter_map(|id| by_trace.remove(&id).map(|spans| (id, spans)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(trace: &str, n: u32) -> StoredSpan {
+        StoredSpan {
+            project: "p".into(),
+            trace_id: trace.into(),
+            span: Span {
+                span_id: format!("{n:016x}"),
+                ..Span::default()
+            },
+        }
+    }
+
+    #[test]
+    fn drops_oldest_beyond_cap_and_counts() {
+        let store = TraceStore::new(3);
+        store.insert_batch((1..=5).map(|n| span("a", n)).collect(), 0, 0);
+        let stats = store.stats();
+        assert_eq!((stats.spans_stored, stats.spans_dropped), (3, 2));
+        assert_eq!(store.spans()[0].span.span_id, format!("{:016x}", 3));
+    }
+
+    #[test]
+    fn groups_spans_by_trace() {
+        let store = TraceStore::new(10);
+        store.insert_batch(vec![span("a", 1), span("b", 2)], 0, 0);
+        store.insert_batch(vec![span("a", 3)], 0, 0);
+        let traces = store.traces("p");
+        assert_eq!(traces.len(), 2);
+        assert_eq!(traces[0].1.len(), 2);
+        assert_eq!(store.trace("p", "A").len(), 2);
+    }
+}
