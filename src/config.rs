@@ -151,7 +151,11 @@ impl Config {
             log_format,
             log_filter: var("RUST_LOG"),
             otel_service_name: var("OTEL_SERVICE_NAME"),
-            trace_sampling_ratio: parse_ratio("OTEL_TRACES_SAMPLER_ARG", var("OTEL_TRACES_SAMPLER_ARG"), 1.0)?,
+            trace_sampling_ratio: parse_ratio(
+                "OTEL_TRACES_SAMPLER_ARG",
+                var("OTEL_TRACES_SAMPLER_ARG"),
+                1.0,
+            )?,
             emulator_host: var("CLOUD_OPS_EMULATOR_HOST").map(|host| host.trim().to_owned()),
             metadata_host: var("GCE_METADATA_HOST").map(|host| host.trim().to_owned()),
         })
@@ -193,7 +197,11 @@ impl Config {
 }
 
 /// A number from 0.0 to 1.0, or `default` when unset.
-fn parse_ratio(name: &'static str, value: Option<String>, default: f64) -> Result<f64, ConfigError> {
+fn parse_ratio(
+    name: &'static str,
+    value: Option<String>,
+    default: f64,
+) -> Result<f64, ConfigError> {
     let Some(value) = value else {
         return Ok(default);
     };
@@ -282,19 +290,32 @@ mod tests {
 
     #[test]
     fn the_telemetry_backend_follows_emulator_host_then_project() {
-        assert_eq!(config(&[]).unwrap().telemetry_backend(), TelemetryBackend::EmbeddedEmulator);
         assert_eq!(
-            config(&[("GOOGLE_CLOUD_PROJECT", "p")]).unwrap().telemetry_backend(),
+            config(&[]).unwrap().telemetry_backend(),
+            TelemetryBackend::EmbeddedEmulator
+        );
+        assert_eq!(
+            config(&[("GOOGLE_CLOUD_PROJECT", "p")])
+                .unwrap()
+                .telemetry_backend(),
             TelemetryBackend::Google
         );
         assert_eq!(
-            config(&[("GOOGLE_CLOUD_PROJECT", "p"), ("CLOUD_OPS_EMULATOR_HOST", "127.0.0.1:8085")])
-                .unwrap()
-                .telemetry_backend(),
+            config(&[
+                ("GOOGLE_CLOUD_PROJECT", "p"),
+                ("CLOUD_OPS_EMULATOR_HOST", "127.0.0.1:8085")
+            ])
+            .unwrap()
+            .telemetry_backend(),
             TelemetryBackend::Emulator("127.0.0.1:8085".to_owned())
         );
         assert!(config(&[("OTEL_TRACES_SAMPLER_ARG", "1.5")]).is_err());
-        assert_eq!(config(&[("OTEL_SERVICE_NAME", "shop")]).unwrap().service_name(), "shop");
+        assert_eq!(
+            config(&[("OTEL_SERVICE_NAME", "shop")])
+                .unwrap()
+                .service_name(),
+            "shop"
+        );
     }
 
     #[test]

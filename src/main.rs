@@ -1,16 +1,19 @@
 //! The `cloudrun-observability` binary: parses the command line and starts
-//! the service. Everything else lives in the library.
+//! the service or the emulator. Everything else lives in the library.
+
+use std::net::IpAddr;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cloudrun_observability::config::Config;
+use cloudrun_observability::emulator::{Emulator, EmulatorConfig};
 
 /// An observable bookshop API for Google Cloud Run.
 ///
 /// Configuration comes from the environment (see the README's table):
-/// PORT, GOOGLE_CLOUD_PROJECT, DOWNSTREAM_URL, PAYMENT_FAILURE_RATE,
-/// ENABLE_FAULT_ROUTES, TELEMETRY, LOG_FORMAT, RUST_LOG, and on Cloud Run
-/// K_SERVICE, K_REVISION, K_CONFIGURATION.
+/// PORT, GOOGLE_CLOUD_PROJECT, CLOUD_OPS_EMULATOR_HOST, DOWNSTREAM_URL,
+/// PAYMENT_FAILURE_RATE, ENABLE_FAULT_ROUTES, TELEMETRY, LOG_FORMAT,
+/// RUST_LOG, OTEL_* and on Cloud Run K_SERVICE, K_REVISION, K_CONFIGURATION.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
@@ -22,6 +25,24 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API on 0.0.0.0:$PORT (the default command).
     Serve,
+    /// Run the local Cloud Trace and Cloud Monitoring emulator.
+    ///
+    /// Point a service at it with CLOUD_OPS_EMULATOR_HOST=HOST:PORT.
+    Emulator {
+        /// Address to listen on; the emulator has no authentication, so
+        /// keep it on loopback unless you mean otherwise.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: IpAddr,
+        /// Port for gRPC (HTTP/2) and the web console (HTTP/1).
+        #[arg(long, default_value_t = 8085)]
+        port: u16,
+        /// Spans kept in memory; the oldest are dropped beyond.
+        #[arg(long, default_value_t = EmulatorConfig::default().max_spans)]
+        max_spans: usize,
+        /// Metric points kept in memory; the oldest are dropped beyond.
+        #[arg(long, default_value_t = EmulatorConfig::default().max_points)]
+        max_points: usize,
+    },
 }
 
 #[tokio::main]
@@ -31,6 +52,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => {
             let config = Config::from_env().context("invalid configuration")?;
             cloudrun_observability::run_service(config).await?;
+        }
+        Command::Emulator {
+            host,
+            port,
+            max_spans,
+            max_points,
+        } => {
+            let config = EmulatorConfig {
+                host,
+                port,
+                max_spans,
+                max_points,
+                ..EmulatorConfig::default()
+            };
+            Emulator::run_until_signal(config).await?;
         }
     }
     Ok(())

@@ -1,28 +1,66 @@
 //! Calls to the services an order depends on: inventory and payments.
 //!
 //! Both are plain HTTP JSON endpoints under `DOWNSTREAM_URL`; locally that is
-//! this same process, on Cloud Run a second service. Each call carries the
-//! request's trace context as `traceparent`, so the downstream service's
-//! logs and spans join the caller's trace.
+//! this same process, on Cloud Run a second, private service. Each call is a
+//! CLIENT span and carries its trace context as `traceparent`, so the
+//! downstream service's logs and spans join the caller's trace. On Cloud Run
+//! each call also carries a Google-signed ID token for the downstream URL,
+//! from the metadata server: that is what lets only this service's account
+//! invoke the private backend.
 
 use std::panic::Location;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::trace::Status;
+use tokio::sync::Mutex;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::telemetry::trace_context::{format_traceparent, TraceContext};
+use crate::telemetry::resource::MetadataClient;
+use crate::telemetry::trace_context::format_traceparent;
+use crate::telemetry::traces;
 
 /// How long one downstream call may take before the order gives up.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// ID tokens are valid for an hour; this one is renewed well before.
+const ID_TOKEN_LIFETIME: Duration = Duration::from_secs(45 * 60);
 
 /// A client for the downstream services.
 #[derive(Clone, Debug)]
 pub struct DownstreamClient {
     http: reqwest::Client,
     base_url: String,
+    id_tokens: Option<Arc<IdTokenSource>>,
+}
+
+/// Google-signed ID tokens for the downstream URL, from the metadata server,
+/// cached until they near expiry.
+#[derive(Debug)]
+struct IdTokenSource {
+    metadata: MetadataClient,
+    audience: String,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl IdTokenSource {
+    async fn token(&self) -> Option<String> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, fetched)) = cached.as_ref() {
+            if fetched.elapsed() < ID_TOKEN_LIFETIME {
+                return Some(token.clone());
+            }
+        }
+        let token = self.metadata.identity_token(&self.audience).await?;
+        *cached = Some((token.clone(), Instant::now()));
+        Some(token)
+    }
 }
 
 /// A downstream call that failed: which dependency, doing what, and why.
@@ -52,6 +90,8 @@ pub enum DownstreamFailure {
         code: String,
         message: String,
     },
+    #[error("no ID token for {audience} from the metadata server")]
+    NoIdToken { audience: String },
     #[error("POST {url} answered {status} with a body that is not the expected JSON")]
     BadResponse {
         url: String,
@@ -96,7 +136,9 @@ impl DownstreamError {
             DownstreamFailure::Rejected { message, .. } => {
                 format!("{} failed: {message}", self.dependency)
             }
-            DownstreamFailure::Unreachable { .. } | DownstreamFailure::BadResponse { .. } => {
+            DownstreamFailure::Unreachable { .. }
+            | DownstreamFailure::BadResponse { .. }
+            | DownstreamFailure::NoIdToken { .. } => {
                 format!("{} is unavailable; please retry", self.dependency)
             }
         }
@@ -107,7 +149,7 @@ impl DownstreamError {
         match &self.failure {
             DownstreamFailure::Rejected { status, .. }
             | DownstreamFailure::BadResponse { status, .. } => Some(*status),
-            DownstreamFailure::Unreachable { .. } => None,
+            DownstreamFailure::Unreachable { .. } | DownstreamFailure::NoIdToken { .. } => None,
         }
     }
 }
@@ -125,7 +167,9 @@ struct ErrorFields {
 }
 
 impl DownstreamClient {
-    pub fn new(base_url: String) -> Result<Self, reqwest::Error> {
+    /// A client for `base_url`; with `metadata`, every call carries an ID
+    /// token for `base_url` (on Cloud Run, for an `https` downstream).
+    pub fn new(base_url: String, metadata: Option<MetadataClient>) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .timeout(CALL_TIMEOUT)
             .connect_timeout(Duration::from_secs(2))
@@ -134,14 +178,26 @@ impl DownstreamClient {
                 env!("CARGO_PKG_VERSION")
             ))
             .build()?;
-        Ok(Self { http, base_url })
+        let id_tokens = metadata.map(|metadata| {
+            Arc::new(IdTokenSource {
+                metadata,
+                audience: base_url.clone(),
+                cached: Mutex::new(None),
+            })
+        });
+        Ok(Self {
+            http,
+            base_url,
+            id_tokens,
+        })
     }
 
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    /// POSTs `body` as JSON to `path` and decodes the JSON answer.
+    /// POSTs `body` as JSON to `path` in a CLIENT span and decodes the JSON
+    /// answer.
     #[track_caller]
     pub fn post_json<'a, B, R>(
         &'a self,
@@ -149,7 +205,6 @@ impl DownstreamClient {
         operation: &'static str,
         path: &'static str,
         body: &'a B,
-        trace: Option<TraceContext>,
     ) -> impl std::future::Future<Output = Result<R, DownstreamError>> + Send + 'a
     where
         B: Serialize + Sync,
@@ -158,48 +213,89 @@ impl DownstreamClient {
         // Captured here, outside the future, so the error points at the call.
         let caller = Location::caller();
         let url = format!("{}{path}", self.base_url);
-        async move {
-            let fail = |failure| DownstreamError {
-                dependency,
-                operation,
-                failure,
-                location: caller,
-            };
-            let mut request = self.http.post(&url).json(body);
-            if let Some(trace) = trace {
-                request = request.header("traceparent", format_traceparent(&trace));
-            }
-            let response = request.send().await.map_err(|source| {
-                fail(DownstreamFailure::Unreachable {
-                    url: url.clone(),
-                    source,
-                })
-            })?;
-            let status = response.status();
-            if status.is_success() {
-                return response.json::<R>().await.map_err(|source| {
-                    fail(DownstreamFailure::BadResponse {
+        let span = client_span(path, &url);
+        let call = {
+            let span = span.clone();
+            async move {
+                let fail = |failure| DownstreamError {
+                    dependency,
+                    operation,
+                    failure,
+                    location: caller,
+                };
+                let mut request = self.http.post(&url).json(body);
+                if let Some(trace) = traces::trace_context_of(&span) {
+                    request = request.header("traceparent", format_traceparent(&trace));
+                    if let Some(state) = traces::trace_state_of(&span) {
+                        request = request.header("tracestate", state);
+                    }
+                }
+                if let Some(tokens) = &self.id_tokens {
+                    let token = tokens.token().await.ok_or_else(|| {
+                        fail(DownstreamFailure::NoIdToken {
+                            audience: tokens.audience.clone(),
+                        })
+                    })?;
+                    request = request.bearer_auth(token);
+                }
+                let response = request.send().await.map_err(|source| {
+                    fail(DownstreamFailure::Unreachable {
                         url: url.clone(),
-                        status,
                         source,
                     })
-                });
+                })?;
+                let status = response.status();
+                span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+                if status.is_success() {
+                    return response.json::<R>().await.map_err(|source| {
+                        fail(DownstreamFailure::BadResponse {
+                            url: url.clone(),
+                            status,
+                            source,
+                        })
+                    });
+                }
+                match response.json::<ErrorEnvelope>().await {
+                    Ok(envelope) => Err(fail(DownstreamFailure::Rejected {
+                        url,
+                        status,
+                        code: envelope.error.code,
+                        message: envelope.error.message,
+                    })),
+                    Err(source) => Err(fail(DownstreamFailure::BadResponse {
+                        url,
+                        status,
+                        source,
+                    })),
+                }
             }
-            match response.json::<ErrorEnvelope>().await {
-                Ok(envelope) => Err(fail(DownstreamFailure::Rejected {
-                    url,
-                    status,
-                    code: envelope.error.code,
-                    message: envelope.error.message,
-                })),
-                Err(source) => Err(fail(DownstreamFailure::BadResponse {
-                    url,
-                    status,
-                    source,
-                })),
+        };
+        async move {
+            let result = call.instrument(span.clone()).await;
+            if let Err(error) = &result {
+                span.set_status(Status::error(
+                    crate::telemetry::error_reporting::cause_chain(error),
+                ));
             }
+            result
         }
     }
+}
+
+/// The CLIENT span of one downstream call, named after the route template.
+fn client_span(path: &str, url: &str) -> tracing::Span {
+    let span = tracing::info_span!("downstream", otel.name = %format!("POST {path}"), otel.kind = "client");
+    span.set_attribute("http.request.method", "POST");
+    span.set_attribute("url.full", url.to_owned());
+    if let Ok(parsed) = reqwest::Url::parse(url) {
+        if let Some(host) = parsed.host_str() {
+            span.set_attribute("server.address", host.to_owned());
+        }
+        if let Some(port) = parsed.port_or_known_default() {
+            span.set_attribute("server.port", i64::from(port));
+        }
+    }
+    span
 }
 
 #[cfg(test)]

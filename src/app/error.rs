@@ -18,7 +18,9 @@ use thiserror::Error;
 
 use super::downstream::DownstreamError;
 use super::faults::FaultError;
-use crate::telemetry::error_reporting::{cause_chain, ErrorReport, ErrorType, ReportLocation};
+use crate::telemetry::error_reporting::{
+    cause_chain, CaughtPanic, ErrorReport, ErrorType, ReportLocation,
+};
 
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, Error)]
@@ -200,7 +202,12 @@ pub async fn method_not_allowed() -> AppError {
 
 /// The response to a caught panic. The panic hook has already logged it,
 /// with its location and the request, so only the client is answered here.
-pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".to_owned());
     let body = ErrorBody {
         error: ErrorDetail {
             code: "internal",
@@ -208,5 +215,7 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Respon
             field: None,
         },
     };
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
+    let mut response = (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+    response.extensions_mut().insert(CaughtPanic { message });
+    response
 }

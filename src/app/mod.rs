@@ -33,6 +33,7 @@ use self::downstream::DownstreamClient;
 use self::sessions::{SessionLayerState, SessionTracker};
 use crate::config::Config;
 use crate::telemetry::request_telemetry;
+use crate::telemetry::resource::MetadataClient;
 
 /// How long in-flight requests may take to finish after the shutdown signal.
 /// Cloud Run kills the container 10 s after SIGTERM; this leaves time to
@@ -104,7 +105,10 @@ impl Application {
                     .unwrap_or_else(|| "local".to_owned()),
                 version: env!("CARGO_PKG_VERSION"),
             }),
-            downstream: DownstreamClient::new(downstream_url)?,
+            downstream: DownstreamClient::new(
+                downstream_url.clone(),
+                id_token_source(config, &downstream_url),
+            )?,
             sessions: Arc::clone(&sessions),
             payment_failure_rate: config.payment_failure_rate,
         };
@@ -168,6 +172,20 @@ impl Application {
             }
         }
     }
+}
+
+/// On Cloud Run, a private `https` downstream service needs an ID token;
+/// the metadata server provides it.
+fn id_token_source(config: &Config, downstream_url: &str) -> Option<MetadataClient> {
+    let on_cloud_run = config.cloud_run.is_some();
+    (on_cloud_run && downstream_url.starts_with("https://")).then(|| {
+        MetadataClient::new(
+            config
+                .metadata_host
+                .clone()
+                .unwrap_or_else(|| "metadata.google.internal".to_owned()),
+        )
+    })
 }
 
 /// Which optional parts the router has.

@@ -7,7 +7,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::catalog;
@@ -16,7 +16,6 @@ use super::error::AppError;
 use super::extract::AppJson;
 use super::internal::{new_id, ChargeRequest, Payment, Reservation, ReserveRequest};
 use super::AppState;
-use crate::telemetry::trace_context::TraceContext;
 
 /// The most copies of one book in one order.
 pub const MAX_QUANTITY: i64 = 10;
@@ -42,11 +41,9 @@ pub struct Order {
 
 pub async fn create_order(
     State(state): State<AppState>,
-    trace: Option<Extension<TraceContext>>,
     AppJson(order): AppJson<NewOrder>,
 ) -> Result<(StatusCode, Json<Order>), AppError> {
     let (book, quantity) = validate(&order)?;
-    let trace = trace.map(|Extension(trace)| trace);
     let downstream = &state.downstream;
 
     let reserve = ReserveRequest {
@@ -59,7 +56,6 @@ pub async fn create_order(
             "reserve stock",
             "/internal/inventory/reserve",
             &reserve,
-            trace,
         )
         .await
         .map_err(|error| match &error.failure {
@@ -81,7 +77,6 @@ pub async fn create_order(
             "charge the payment",
             "/internal/payments/charge",
             &charge,
-            trace,
         )
         .await?;
 

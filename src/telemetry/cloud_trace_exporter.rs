@@ -39,7 +39,6 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(10);
 /// Waits before each retry of an UNAVAILABLE call.
 const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
 
-
 /// Why an export failed.
 #[derive(Debug, Error)]
 pub enum TraceExportError {
@@ -85,16 +84,13 @@ impl TraceClient {
                 Ok(Self::Plain(TraceServiceClient::new(channel)))
             }
             TraceEndpoint::Google => {
-                let api = GoogleApi::from_function(
-                    TraceServiceClient::new,
-                    GOOGLE_TRACE_ENDPOINT,
-                    None,
-                )
-                .await
-                .map_err(|source| TraceExportError::Connect {
-                    endpoint: GOOGLE_TRACE_ENDPOINT.to_owned(),
-                    source: Box::new(source),
-                })?;
+                let api =
+                    GoogleApi::from_function(TraceServiceClient::new, GOOGLE_TRACE_ENDPOINT, None)
+                        .await
+                        .map_err(|source| TraceExportError::Connect {
+                            endpoint: GOOGLE_TRACE_ENDPOINT.to_owned(),
+                            source: Box::new(source),
+                        })?;
                 Ok(Self::Google(api))
             }
         }

@@ -21,11 +21,15 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use gcloud_sdk::google::devtools::cloudtrace::v2::attribute_value::Value as ProtoValue;
-use gcloud_sdk::google::devtools::cloudtrace::v2::span::time_event::{Annotation, Value as EventValue};
+use gcloud_sdk::google::devtools::cloudtrace::v2::span::time_event::{
+    Annotation, Value as EventValue,
+};
 use gcloud_sdk::google::devtools::cloudtrace::v2::span::{
     Attributes, Link as ProtoLink, Links, SpanKind as ProtoSpanKind, TimeEvent, TimeEvents,
 };
-use gcloud_sdk::google::devtools::cloudtrace::v2::{AttributeValue, Span as ProtoSpan, TruncatableString};
+use gcloud_sdk::google::devtools::cloudtrace::v2::{
+    AttributeValue, Span as ProtoSpan, TruncatableString,
+};
 use gcloud_sdk::google::rpc::Status as RpcStatus;
 use opentelemetry::trace::{SpanId, SpanKind, Status};
 use opentelemetry::{KeyValue, Value};
@@ -164,7 +168,9 @@ fn attribute_value(value: &Value) -> AttributeValue {
         Value::String(value) => {
             ProtoValue::StringValue(truncatable(value.as_str(), MAX_ATTRIBUTE_VALUE_BYTES))
         }
-        other => ProtoValue::StringValue(truncatable(&other.to_string(), MAX_ATTRIBUTE_VALUE_BYTES)),
+        other => {
+            ProtoValue::StringValue(truncatable(&other.to_string(), MAX_ATTRIBUTE_VALUE_BYTES))
+        }
     };
     AttributeValue { value: Some(value) }
 }
@@ -192,7 +198,8 @@ fn time_events(span: &SpanData) -> TimeEvents {
     let dropped = span.events.len() - time_event.len();
     TimeEvents {
         time_event,
-        dropped_annotations_count: to_i32(dropped).saturating_add(to_i32(span.events.dropped_count as usize)),
+        dropped_annotations_count: to_i32(dropped)
+            .saturating_add(to_i32(span.events.dropped_count as usize)),
         dropped_message_events_count: 0,
     }
 }
@@ -212,7 +219,8 @@ fn links(span: &SpanData) -> Links {
     let dropped = span.links.len() - link.len();
     Links {
         link,
-        dropped_links_count: to_i32(dropped).saturating_add(to_i32(span.links.dropped_count as usize)),
+        dropped_links_count: to_i32(dropped)
+            .saturating_add(to_i32(span.links.dropped_count as usize)),
     }
 }
 
@@ -344,7 +352,10 @@ mod tests {
         assert_eq!(string_of(&map["/http/path"]).value, "/api/books/7");
         assert_eq!(string_of(&map["/http/user_agent"]).value, "curl/8");
         assert_eq!(string_of(&map["/http/host"]).value, "localhost");
-        assert_eq!(map["/http/status_code"].value, Some(ProtoValue::IntValue(200)));
+        assert_eq!(
+            map["/http/status_code"].value,
+            Some(ProtoValue::IntValue(200))
+        );
         assert_eq!(map["cache.hit"].value, Some(ProtoValue::BoolValue(true)));
         assert_eq!(string_of(&map["sampling.ratio"]).value, "0.25");
         assert_eq!(string_of(&map["g.co/agent"]).value, AGENT);
@@ -354,7 +365,9 @@ mod tests {
     #[test]
     fn attributes_past_32_are_dropped_and_counted_keeping_the_agent() {
         let mut data = span_data("many");
-        data.attributes = (0..40).map(|i| KeyValue::new(format!("key.{i}"), i)).collect();
+        data.attributes = (0..40)
+            .map(|i| KeyValue::new(format!("key.{i}"), i))
+            .collect();
         data.dropped_attributes_count = 3;
         let attributes = to_cloud_trace_span(&data, "p", AGENT).attributes.unwrap();
         assert_eq!(attributes.attribute_map.len(), 32);
@@ -397,7 +410,11 @@ mod tests {
         data.events.events = (0..35)
             .map(|i| {
                 opentelemetry::trace::Event::new(
-                    if i == 0 { "exception".to_owned() } else { format!("event {i}") },
+                    if i == 0 {
+                        "exception".to_owned()
+                    } else {
+                        format!("event {i}")
+                    },
                     at,
                     vec![
                         KeyValue::new("exception.type", "FaultError"),
@@ -420,7 +437,10 @@ mod tests {
         let attributes = first.attributes.as_ref().unwrap();
         assert_eq!(attributes.attribute_map.len(), 4);
         assert_eq!(attributes.dropped_attributes_count, 1);
-        assert_eq!(string_of(&attributes.attribute_map["/error/name"]).value, "FaultError");
+        assert_eq!(
+            string_of(&attributes.attribute_map["/error/name"]).value,
+            "FaultError"
+        );
         assert_eq!(
             events.time_event[0].time.unwrap().nanos,
             3_000_000,

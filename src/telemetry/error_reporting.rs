@@ -89,6 +89,13 @@ pub struct ErrorReport {
     pub dependency: Option<&'static str>,
 }
 
+/// Marks the response to a caught panic, with the panic's message, for the
+/// span's exception event. (The panic hook has already logged it.)
+#[derive(Clone, Debug)]
+pub struct CaughtPanic {
+    pub message: String,
+}
+
 /// `serviceContext`: which service and version an error belongs to. Error
 /// Reporting requires `service`.
 #[derive(Clone, Debug, Serialize)]

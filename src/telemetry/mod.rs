@@ -31,9 +31,9 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use thiserror::Error;
 
-use crate::config::Config;
 use self::export_health::{ExportCounts, ExportHealth};
 use self::resource::InstanceIdentity;
+use crate::config::Config;
 
 /// Where traces and metrics are sent.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +80,8 @@ impl TelemetryGuard {
         };
         // The SDK's shutdown blocks until its processor thread has exported;
         // that thread's exports run on this runtime, so block elsewhere.
-        let result = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
+        let result =
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
         let counts = self.trace_health.counts();
         match result {
             Ok(Ok(())) => tracing::info!(

@@ -25,9 +25,13 @@ use http::header::USER_AGENT;
 use http::HeaderMap;
 use tracing::Instrument as _;
 
-use super::error_reporting::{self, ErrorReport, HttpContext};
-use super::span_data;
+use opentelemetry::trace::Status;
+use opentelemetry::KeyValue;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use super::error_reporting::{self, CaughtPanic, ErrorReport, HttpContext};
 use super::trace_context::{extract_remote_parent, SpanId, TraceContext, TraceId};
+use super::{span_data, traces};
 
 /// The route label of a request no route matched: one value, so that
 /// scanners probing random paths cannot blow up cardinality.
@@ -37,7 +41,6 @@ pub const UNMATCHED_ROUTE: &str = "unmatched";
 /// route template.
 pub async fn track_request(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let trace = trace_context_for(request.headers());
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -45,18 +48,21 @@ pub async fn track_request(mut request: Request, next: Next) -> Response {
         .to_owned();
     let http = http_context(&request);
     let protocol = format!("{:?}", request.version());
-    // Handlers read it to propagate the trace to downstream calls.
-    request.extensions_mut().insert(trace);
 
-    let span = tracing::info_span!("request", method = %http.method, route = %route);
+    let span = server_span(&request, &http, &route);
+    let trace = traces::trace_context_of(&span)
+        .unwrap_or_else(|| fallback_trace_context(request.headers()));
     span_data::attach(&span, trace);
     span_data::attach(&span, http.clone());
+    // Handlers read it to propagate the trace to downstream calls.
+    request.extensions_mut().insert(trace);
 
     let response = next.run(request).instrument(span.clone()).await;
     let latency = started.elapsed();
 
     let _entered = span.enter();
     let status = response.status().as_u16();
+    record_outcome(&span, &response, status);
     if let Some(report) = response.extensions().get::<ErrorReport>() {
         let http = HttpContext {
             response_status_code: Some(status),
@@ -76,8 +82,79 @@ pub async fn track_request(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// The caller's trace continued, or a new one; a new span id either way.
-fn trace_context_for(headers: &HeaderMap) -> TraceContext {
+/// The request's SERVER span, named after the route template (never the raw
+/// path), child of the caller's span when the headers name one, with
+/// OpenTelemetry's HTTP semantic conventions.
+fn server_span(request: &Request, http: &HttpContext, route: &str) -> tracing::Span {
+    let name = if route == UNMATCHED_ROUTE {
+        http.method.clone()
+    } else {
+        format!("{} {route}", http.method)
+    };
+    let span = tracing::info_span!("request", otel.name = %name, otel.kind = "server");
+    let headers = request.headers();
+    if let Some(parent) = extract_remote_parent(headers) {
+        let trace_state = headers
+            .get("tracestate")
+            .and_then(|value| value.to_str().ok())
+            .filter(|_| headers.contains_key("traceparent"));
+        // Fails only when no OpenTelemetry layer is installed.
+        let _ = span.set_parent(traces::remote_context(&parent, trace_state));
+    }
+    span.set_attribute("http.request.method", http.method.clone());
+    if route != UNMATCHED_ROUTE {
+        span.set_attribute("http.route", route.to_owned());
+    }
+    span.set_attribute("url.path", request.uri().path().to_owned());
+    if let Some(host) = request.uri().host().or_else(|| host_header(headers)) {
+        span.set_attribute("server.address", host.to_owned());
+    }
+    if let Some(user_agent) = &http.user_agent {
+        span.set_attribute("user_agent.original", user_agent.clone());
+    }
+    if let Some(client) = &http.remote_ip {
+        span.set_attribute("client.address", client.clone());
+    }
+    span
+}
+
+/// The host part of the `Host` header.
+fn host_header(headers: &HeaderMap) -> Option<&str> {
+    let host = headers.get(http::header::HOST)?.to_str().ok()?;
+    Some(host.rsplit_once(':').map_or(host, |(name, _)| name))
+}
+
+/// Status code on the span; for a 5xx, error status and an `exception`
+/// event with what went wrong.
+fn record_outcome(span: &tracing::Span, response: &Response, status: u16) {
+    span.set_attribute("http.response.status_code", i64::from(status));
+    if status < 500 {
+        return;
+    }
+    let (exception_type, message) = if let Some(report) = response.extensions().get::<ErrorReport>()
+    {
+        (
+            report.error_type.as_str().to_owned(),
+            report.message.clone(),
+        )
+    } else if let Some(panic) = response.extensions().get::<CaughtPanic>() {
+        ("panic".to_owned(), panic.message.clone())
+    } else {
+        ("http_error".to_owned(), format!("HTTP {status}"))
+    };
+    span.add_event(
+        "exception",
+        vec![
+            KeyValue::new("exception.type", exception_type),
+            KeyValue::new("exception.message", message.clone()),
+        ],
+    );
+    span.set_status(Status::error(message));
+}
+
+/// The trace context when no OpenTelemetry layer is installed: the
+/// caller's trace continued, or a new one; a new span id either way.
+fn fallback_trace_context(headers: &HeaderMap) -> TraceContext {
     match extract_remote_parent(headers) {
         Some(parent) => TraceContext {
             trace_id: parent.trace_id,
@@ -191,7 +268,7 @@ mod tests {
     #[test]
     fn unsampled_callers_stay_unsampled_and_new_traces_are_sampled() {
         let mut headers = HeaderMap::new();
-        let fresh = trace_context_for(&headers);
+        let fresh = fallback_trace_context(&headers);
         assert!(fresh.sampled);
         headers.insert(
             "traceparent",
@@ -199,7 +276,7 @@ mod tests {
                 .parse()
                 .unwrap(),
         );
-        let continued = trace_context_for(&headers);
+        let continued = fallback_trace_context(&headers);
         assert_eq!(
             continued.trace_id.to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"

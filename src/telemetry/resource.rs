@@ -80,7 +80,9 @@ impl InstanceIdentity {
         if let Some(region) = &self.region {
             attributes.push(KeyValue::new("cloud.region", region.clone()));
         }
-        Resource::builder_empty().with_attributes(attributes).build()
+        Resource::builder_empty()
+            .with_attributes(attributes)
+            .build()
     }
 
     /// Cloud Monitoring's `location` label: the region, else `global`.

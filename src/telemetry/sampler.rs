@@ -55,9 +55,14 @@ impl ShouldSample for CloudRunSampler {
                 trace_state: parent.trace_state().clone(),
             },
             // A remote caller that did not sample, or no caller: the ratio.
-            _ => self
-                .ratio
-                .should_sample(parent_context, trace_id, name, span_kind, attributes, links),
+            _ => self.ratio.should_sample(
+                parent_context,
+                trace_id,
+                name,
+                span_kind,
+                attributes,
+                links,
+            ),
         }
     }
 }
@@ -68,7 +73,11 @@ mod tests {
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
 
     fn remote(sampled: bool, trace_id: TraceId) -> Context {
-        let flags = if sampled { TraceFlags::SAMPLED } else { TraceFlags::default() };
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
         Context::new().with_remote_span_context(SpanContext::new(
             trace_id,
             SpanId::from(1),
@@ -78,7 +87,11 @@ mod tests {
         ))
     }
 
-    fn decide(sampler: &CloudRunSampler, cx: Option<&Context>, trace_id: TraceId) -> SamplingDecision {
+    fn decide(
+        sampler: &CloudRunSampler,
+        cx: Option<&Context>,
+        trace_id: TraceId,
+    ) -> SamplingDecision {
         sampler
             .should_sample(cx, trace_id, "span", &SpanKind::Server, &[], &[])
             .decision
@@ -98,11 +111,19 @@ mod tests {
     fn an_unsampled_caller_is_decided_by_the_ratio() {
         let trace = TraceId::from(42);
         assert_eq!(
-            decide(&CloudRunSampler::new(1.0), Some(&remote(false, trace)), trace),
+            decide(
+                &CloudRunSampler::new(1.0),
+                Some(&remote(false, trace)),
+                trace
+            ),
             SamplingDecision::RecordAndSample
         );
         assert_eq!(
-            decide(&CloudRunSampler::new(0.0), Some(&remote(false, trace)), trace),
+            decide(
+                &CloudRunSampler::new(0.0),
+                Some(&remote(false, trace)),
+                trace
+            ),
             SamplingDecision::Drop
         );
     }

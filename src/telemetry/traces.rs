@@ -20,10 +20,10 @@ use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::cloud_trace_exporter::CloudTraceExporter;
-use super::Endpoint as TraceEndpoint;
 use super::export_health::ExportHealth;
 use super::sampler::CloudRunSampler;
 use super::trace_context::{RemoteParent, SpanId, TraceContext, TraceId};
+use super::Endpoint as TraceEndpoint;
 
 /// The most spans waiting for export; past it, new spans are dropped and
 /// counted. At a few hundred bytes a span, this bounds the queue to a few MB.

@@ -56,31 +56,45 @@ pub fn spawn_service(env: &[(&str, &str)]) -> ServiceProcess {
             sink.lock().unwrap().push(line);
         }
     });
-    let addr = wait_for_address(&lines, &mut child);
-    ServiceProcess {
+    let logs_address = !env
+        .iter()
+        .any(|(name, value)| *name == "TELEMETRY" && *value == "off");
+    // Owned by the guard before waiting, so a start-up failure still kills it.
+    let mut process = ServiceProcess {
         child,
-        addr,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         lines,
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap(),
-    }
+    };
+    process.addr = wait_for_address(&process.lines, &mut process.child, logs_address);
+    process
 }
 
 /// Reads the port from the "listening" line; with `TELEMETRY=off` there is
-/// none, so the port is then found by asking the kernel about the child.
-fn wait_for_address(lines: &Arc<Mutex<Vec<String>>>, child: &mut Child) -> SocketAddr {
+/// none, so the port is then found by asking the kernel about the child
+/// (which then runs no embedded emulator, so it has one listening socket).
+fn wait_for_address(
+    lines: &Arc<Mutex<Vec<String>>>,
+    child: &mut Child,
+    logs_address: bool,
+) -> SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Some(port) = lines.lock().unwrap().iter().find_map(|line| {
-            let entry: Value = serde_json::from_str(line).ok()?;
-            let address = entry.get("address")?.as_str()?;
-            address.parse::<SocketAddr>().ok().map(|a| a.port())
-        }) {
+        if let Some(port) = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find_map(|line| listening_port(line))
+        {
             return SocketAddr::from(([127, 0, 0, 1], port));
         }
-        if let Some(port) = listening_port_of(child.id()) {
+        if let Some(port) = (!logs_address)
+            .then(|| listening_port_of(child.id()))
+            .flatten()
+        {
             return SocketAddr::from(([127, 0, 0, 1], port));
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -89,6 +103,18 @@ fn wait_for_address(lines: &Arc<Mutex<Vec<String>>>, child: &mut Child) -> Socke
         std::thread::sleep(Duration::from_millis(20));
     }
     panic!("the service did not start listening within 20 s");
+}
+
+/// The port in the service's "listening on http://0.0.0.0:PORT" line, in
+/// JSON or pretty format.
+fn listening_port(line: &str) -> Option<u16> {
+    let rest = line.split("listening on http://").nth(1)?;
+    let after_colon = rest.split(':').nth(1)?;
+    let digits: String = after_colon
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// The TCP port a process listens on, from /proc (Linux).
