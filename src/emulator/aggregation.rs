@@ -323,7 +323,7 @@ impl Dist {
             .counts
             .iter()
             .zip(&other.counts)
-            .map(|(a, b)| a + b)
+            .map(|(a, b)| a.saturating_add(*b))
             .collect();
         let sum = self.mean * self.count as f64 + other.mean * other.count as f64;
         let sum_sq = self.sum_of_squares() + other.sum_of_squares();
@@ -332,7 +332,7 @@ impl Dist {
                 counts,
                 ..self.clone()
             }
-            .with_moments(self.count + other.count, sum, sum_sq),
+            .with_moments(self.count.saturating_add(other.count), sum, sum_sq),
         )
     }
 
@@ -492,9 +492,12 @@ fn output_kind(aligner: Aligner) -> MetricKind {
 fn align(s: &StoredSeries, start: i64, end: i64, spec: &Spec) -> Aligned {
     let points: Vec<&StoredPoint> = s.points.iter().collect();
     let mut values = Vec::new();
+    // Windows ending before the first point hold nothing: stopping there keeps
+    // a read from the epoch with a 60 s period from looping millions of times.
+    let first_end = points.first().map_or(end, |p| p.end);
     let mut t = end;
-    while t > start {
-        let window_start = t - spec.period;
+    while t > start && t >= first_end {
+        let window_start = t.saturating_sub(spec.period);
         if let Some(v) = align_window(s, &points, window_start, t, spec) {
             values.push((t, v));
         }
@@ -559,7 +562,7 @@ fn align_window(
                     values
                         .iter()
                         .map(|v| if let Value::Int(i) = v { *i } else { 0 })
-                        .sum(),
+                        .fold(0i64, i64::saturating_add),
                 )),
                 Aligner::AlignSum => Some(Value::Double(numbers.iter().sum())),
                 Aligner::AlignMin => numbers
