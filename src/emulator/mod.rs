@@ -19,6 +19,7 @@ pub mod monitoring_validation;
 mod status;
 pub mod timestamp;
 pub mod trace;
+pub mod trace_filter;
 pub mod trace_store;
 pub mod trace_validation;
 
