@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use gcloud_sdk::google::api::{
     distribution::bucket_options::Options, label_descriptor, metric_descriptor::MetricKind,
-    metric_descriptor::ValueType, Distribution, LabelDescriptor, MetricDescriptor,
+    metric_descriptor::ValueType, Distribution, LabelDescriptor, Metric, MetricDescriptor,
 };
 use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries, TypedValue};
 
@@ -166,7 +166,7 @@ pub fn validate_series(
         })?;
     }
     let (start, end) = interval(index, point, kind, &metric.r#type, now_nanos)?;
-    let descriptor_update = descriptor_update(descriptor, series, kind, value_type)?;
+    let descriptor_update = descriptor_update(descriptor, metric, series, kind, value_type)?;
     let mut resource_labels: BTreeMap<String, String> = resource
         .labels
         .iter()
@@ -479,11 +479,11 @@ fn interval(
 /// M14 auto-creation, or new labels added to an existing descriptor.
 fn descriptor_update(
     existing: Option<&MetricDescriptor>,
+    metric: &Metric,
     series: &TimeSeries,
     kind: MetricKind,
     value_type: ValueType,
 ) -> Result<Option<MetricDescriptor>, String> {
-    let metric = series.metric.as_ref().expect("checked by the caller");
     let mut descriptor = match existing {
         Some(d) => d.clone(),
         None => MetricDescriptor {
