@@ -6,7 +6,7 @@ mod common {
 }
 
 use common::emulator::metrics::{distribution, double, gauge, int, labels, request, series};
-use common::emulator::{ts, TestEmulator, PROJECT};
+use common::emulator::{ts, ts_at, TestEmulator, PROJECT};
 use gcloud_sdk::google::api::metric_descriptor::{MetricKind, ValueType};
 use gcloud_sdk::google::api::{label_descriptor, LabelDescriptor, MetricDescriptor};
 use gcloud_sdk::google::monitoring::v3::{
@@ -130,8 +130,9 @@ async fn m5_interval_rules_by_kind() {
             COUNTER,
             labels(&[]),
             MetricKind::Cumulative,
-            Some(ts(start)),
-            ts(end),
+            // One clock reading for the whole test keeps the expected message exact.
+            Some(ts_at(now + start)),
+            ts_at(now + end),
             int(v),
         )
     };
