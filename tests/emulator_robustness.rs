@@ -129,3 +129,18 @@ async fn extreme_values_are_rejected_not_panicked_on() {
     let status = emu.metrics().list_time_series(read).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn methods_the_emulator_does_not_serve_answer_unimplemented() {
+    let emu = TestEmulator::start().await;
+    let status = emu
+        .metrics()
+        .delete_metric_descriptor(
+            gcloud_sdk::google::monitoring::v3::DeleteMetricDescriptorRequest {
+                name: format!("projects/{PROJECT}/metricDescriptors/custom.googleapis.com/x"),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+}
