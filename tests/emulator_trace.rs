@@ -343,3 +343,34 @@ async fn status_page_reports_span_counters_over_http1() {
     let page = reqwest::get(&base).await.unwrap().text().await.unwrap();
     assert!(page.contains("emulator"));
 }
+
+#[tokio::test]
+async fn v1_list_traces_applies_cloud_trace_filters() {
+    let emu = TestEmulator::start().await;
+    let mut post = span(&format!("{:032x}", 7), "00000000000000aa", "");
+    post.display_name = text("POST /orders");
+    write(&emu, vec![span(TRACE, "00000000000000aa", ""), post])
+        .await
+        .unwrap();
+    let list = |filter: &str| ListTracesRequest {
+        project_id: PROJECT.into(),
+        filter: filter.into(),
+        ..Default::default()
+    };
+    let mut reader = emu.trace_reader();
+    let found = reader
+        .list_traces(list("root:POST"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.traces.len(), 1);
+    assert_eq!(found.traces[0].trace_id, format!("{:032x}", 7));
+    let both = reader
+        .list_traces(list("latency:1s"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(both.traces.len(), 2);
+    let status = reader.list_traces(list("nonsense")).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}

@@ -323,7 +323,7 @@ impl Dist {
             .counts
             .iter()
             .zip(&other.counts)
-            .map(|(a, b)| a + b)
+            .map(|(a, b)| a.saturating_add(*b))
             .collect();
         let sum = self.mean * self.count as f64 + other.mean * other.count as f64;
         let sum_sq = self.sum_of_squares() + other.sum_of_squares();
@@ -332,7 +332,7 @@ impl Dist {
                 counts,
                 ..self.clone()
             }
-            .with_moments(self.count + other.count, sum, sum_sq),
+            .with_moments(self.count.saturating_add(other.count), sum, sum_sq),
         )
     }
 
@@ -492,9 +492,12 @@ fn output_kind(aligner: Aligner) -> MetricKind {
 fn align(s: &StoredSeries, start: i64, end: i64, spec: &Spec) -> Aligned {
     let points: Vec<&StoredPoint> = s.points.iter().collect();
     let mut values = Vec::new();
+    // Windows ending before the first point hold nothing: stopping there keeps
+    // a read from the epoch with a 60 s period from looping millions of times.
+    let first_end = points.first().map_or(end, |p| p.end);
     let mut t = end;
-    while t > start {
-        let window_start = t - spec.period;
+    while t > start && t >= first_end {
+        let window_start = t.saturating_sub(spec.period);
         if let Some(v) = align_window(s, &points, window_start, t, spec) {
             values.push((t, v));
         }
@@ -539,42 +542,52 @@ fn align_window(
         Aligner::AlignRate => window_delta(s.kind, previous, window, t0)?
             .as_f64()
             .map(|d| Value::Double(d / period_seconds)),
-        aligner => {
-            let values: Vec<Value> = window.iter().filter_map(|p| Value::from_point(p)).collect();
-            if s.value_type == ValueType::Distribution {
-                let dist = window_distribution(s.kind, previous, window)?;
-                return match (aligner, quantile(aligner)) {
-                    (_, Some(q)) => dist.percentile(q).map(Value::Double),
-                    (Aligner::AlignMean, _) => Some(Value::Double(dist.mean)),
-                    _ => Some(Value::Dist(dist)),
-                };
-            }
-            let mut numbers: Vec<f64> = values.iter().filter_map(Value::as_f64).collect();
-            let all_int = values.iter().all(|v| matches!(v, Value::Int(_)));
-            match aligner {
-                Aligner::AlignMean => Some(Value::Double(
-                    numbers.iter().sum::<f64>() / numbers.len() as f64,
-                )),
-                Aligner::AlignSum if all_int => Some(Value::Int(
-                    values
-                        .iter()
-                        .map(|v| if let Value::Int(i) = v { *i } else { 0 })
-                        .sum(),
-                )),
-                Aligner::AlignSum => Some(Value::Double(numbers.iter().sum())),
-                Aligner::AlignMin => numbers
-                    .iter()
-                    .copied()
-                    .reduce(f64::min)
-                    .map(|m| numeric(m, all_int)),
-                Aligner::AlignMax => numbers
-                    .iter()
-                    .copied()
-                    .reduce(f64::max)
-                    .map(|m| numeric(m, all_int)),
-                a => percentile_of(&mut numbers, quantile(a)?).map(Value::Double),
-            }
+        aligner if s.value_type == ValueType::Distribution => {
+            align_distribution(aligner, window_distribution(s.kind, previous, window)?)
         }
+        aligner => align_numbers(aligner, window),
+    }
+}
+
+/// Percentile, mean or sum of the window's distribution.
+fn align_distribution(aligner: Aligner, dist: Dist) -> Option<Value> {
+    match (aligner, quantile(aligner)) {
+        (_, Some(q)) => dist.percentile(q).map(Value::Double),
+        (Aligner::AlignMean, _) => Some(Value::Double(dist.mean)),
+        _ => Some(Value::Dist(dist)),
+    }
+}
+
+/// Mean, sum, min, max or percentile of the window's plain values.
+fn align_numbers(aligner: Aligner, window: &[&StoredPoint]) -> Option<Value> {
+    let values: Vec<Value> = window.iter().filter_map(|p| Value::from_point(p)).collect();
+    let mut numbers: Vec<f64> = values.iter().filter_map(Value::as_f64).collect();
+    if numbers.is_empty() {
+        return None;
+    }
+    let all_int = values.iter().all(|v| matches!(v, Value::Int(_)));
+    match aligner {
+        Aligner::AlignMean => Some(Value::Double(
+            numbers.iter().sum::<f64>() / numbers.len() as f64,
+        )),
+        Aligner::AlignSum if all_int => Some(Value::Int(
+            values
+                .iter()
+                .map(|v| if let Value::Int(i) = v { *i } else { 0 })
+                .fold(0i64, i64::saturating_add),
+        )),
+        Aligner::AlignSum => Some(Value::Double(numbers.iter().sum())),
+        Aligner::AlignMin => numbers
+            .iter()
+            .copied()
+            .reduce(f64::min)
+            .map(|m| numeric(m, all_int)),
+        Aligner::AlignMax => numbers
+            .iter()
+            .copied()
+            .reduce(f64::max)
+            .map(|m| numeric(m, all_int)),
+        a => percentile_of(&mut numbers, quantile(a)?).map(Value::Double),
     }
 }
 

@@ -610,3 +610,22 @@ mod tests {
         assert!(f.metric_types().is_empty());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_text_never_panics(text in "\\PC{0,80}") {
+            let _ = super::parse(&text);
+        }
+
+        #[test]
+        fn parsing_filter_like_text_never_panics(
+            text in r#"(metric|resource)[.](type|labels[.][a-z]{1,3}) ?(=|!=|:) ?("[a-z/]*"|starts_with[(]"x"[)]|one_of[(]"a","b"|[(]) ?(AND|OR|NOT)?"#
+        ) {
+            let _ = super::parse(&text);
+        }
+    }
+}

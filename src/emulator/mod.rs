@@ -16,9 +16,10 @@ pub mod filter;
 pub mod metric_store;
 pub mod monitoring;
 pub mod monitoring_validation;
-mod status;
+pub mod status;
 pub mod timestamp;
 pub mod trace;
+pub mod trace_filter;
 pub mod trace_store;
 pub mod trace_validation;
 

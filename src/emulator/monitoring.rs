@@ -270,7 +270,7 @@ fn read_interval(request: &ListTimeSeriesRequest) -> Result<(i64, i64), Status> 
     let end = timestamp::to_nanos(end_ts).map_err(|e| bad("endTime", e))?;
     let start = match interval.and_then(|i| i.start_time.as_ref()) {
         Some(ts) => timestamp::to_nanos(ts).map_err(|e| bad("startTime", e))?,
-        None => end - 1,
+        None => end.saturating_sub(1),
     };
     if start > end {
         return Err(Status::invalid_argument("Field interval.startTime had an invalid value: The start time must not be after the end time."));

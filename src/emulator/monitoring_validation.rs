@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use gcloud_sdk::google::api::{
     distribution::bucket_options::Options, label_descriptor, metric_descriptor::MetricKind,
-    metric_descriptor::ValueType, Distribution, LabelDescriptor, MetricDescriptor,
+    metric_descriptor::ValueType, Distribution, LabelDescriptor, Metric, MetricDescriptor,
 };
 use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries, TypedValue};
 
@@ -166,7 +166,7 @@ pub fn validate_series(
         })?;
     }
     let (start, end) = interval(index, point, kind, &metric.r#type, now_nanos)?;
-    let descriptor_update = descriptor_update(descriptor, series, kind, value_type)?;
+    let descriptor_update = descriptor_update(descriptor, metric, series, kind, value_type)?;
     let mut resource_labels: BTreeMap<String, String> = resource
         .labels
         .iter()
@@ -479,11 +479,11 @@ fn interval(
 /// M14 auto-creation, or new labels added to an existing descriptor.
 fn descriptor_update(
     existing: Option<&MetricDescriptor>,
+    metric: &Metric,
     series: &TimeSeries,
     kind: MetricKind,
     value_type: ValueType,
 ) -> Result<Option<MetricDescriptor>, String> {
-    let metric = series.metric.as_ref().expect("checked by the caller");
     let mut descriptor = match existing {
         Some(d) => d.clone(),
         None => MetricDescriptor {
@@ -620,6 +620,11 @@ fn check_empty_distribution(d: &Distribution) -> Result<(), String> {
     Ok(())
 }
 
+/// Strictly positive, and so not NaN.
+fn positive(x: f64) -> bool {
+    x > 0.0
+}
+
 /// Underflow + finite + overflow buckets the options define.
 fn bucket_count(d: &Distribution) -> Result<i64, String> {
     let options = d
@@ -631,7 +636,7 @@ fn bucket_count(d: &Distribution) -> Result<i64, String> {
         )?;
     let finite = match options {
         Options::LinearBuckets(l) => {
-            if l.num_finite_buckets <= 0 || !(l.width > 0.0) || !l.offset.is_finite() {
+            if l.num_finite_buckets <= 0 || !positive(l.width) || !l.offset.is_finite() {
                 return Err(
                     "Distribution |linear_buckets| needs num_finite_buckets > 0 and width > 0."
                         .into(),
@@ -640,7 +645,7 @@ fn bucket_count(d: &Distribution) -> Result<i64, String> {
             i64::from(l.num_finite_buckets)
         }
         Options::ExponentialBuckets(e) => {
-            if e.num_finite_buckets <= 0 || !(e.growth_factor > 1.0) || !(e.scale > 0.0) {
+            if e.num_finite_buckets <= 0 || !positive(e.growth_factor - 1.0) || !positive(e.scale) {
                 return Err("Distribution |exponential_buckets| needs num_finite_buckets > 0, growth_factor > 1 and scale > 0.".into());
             }
             i64::from(e.num_finite_buckets)
@@ -652,7 +657,7 @@ fn bucket_count(d: &Distribution) -> Result<i64, String> {
                         .into(),
                 );
             }
-            if e.bounds.windows(2).any(|w| !(w[0] < w[1]))
+            if e.bounds.windows(2).any(|w| !positive(w[1] - w[0]))
                 || e.bounds.iter().any(|b| !b.is_finite())
             {
                 return Err("Distribution |explicit_buckets.bounds| must be finite and strictly increasing.".into());

@@ -27,7 +27,8 @@ pub(crate) fn routes(store: EmulatorStore) -> Router {
         .with_state(store)
 }
 
-fn report(store: &EmulatorStore) -> StatusReport {
+/// The counters `/api/status` serves.
+pub fn report(store: &EmulatorStore) -> StatusReport {
     StatusReport {
         traces: store.traces.stats(),
         metrics: store.metrics.stats(),

@@ -11,6 +11,7 @@ use gcloud_sdk::google::devtools::cloudtrace::{v1, v2};
 use tonic::{Request, Response, Status};
 
 use super::timestamp::{self, now_nanos};
+use super::trace_filter;
 use super::trace_store::{StoredSpan, TraceStore};
 use super::trace_validation::{self, validate_batch, validate_span};
 
@@ -142,17 +143,21 @@ fn list_traces(
     request: v1::ListTracesRequest,
 ) -> Result<v1::ListTracesResponse, Status> {
     check_project_id(&request.project_id)?;
-    if !request.filter.trim().is_empty() {
-        return Err(Status::invalid_argument(
-            "The emulator does not implement ListTraces filters; list without a filter.",
-        ));
-    }
+    let terms = trace_filter::parse(&request.filter)
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
     let window = time_window(&request)?;
     let view = ViewType::try_from(request.view).unwrap_or(ViewType::Minimal);
     let mut traces: Vec<(i64, String, Vec<StoredSpan>)> = store
         .traces(&request.project_id)
         .into_iter()
         .filter(|(_, spans)| spans.iter().any(|s| window.contains(span_end(s))))
+        .filter(|(id, spans)| {
+            terms.is_empty()
+                || trace_filter::matches(
+                    &terms,
+                    &to_v1_trace(&request.project_id, id, spans, ViewType::Complete).spans,
+                )
+        })
         .map(|(id, spans)| (latest_start(&spans), id, spans))
         .collect();
     // Newest first, as the Cloud Trace console and API list them by default.

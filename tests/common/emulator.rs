@@ -66,3 +66,110 @@ pub fn ts(offset: i64) -> Timestamp {
 pub fn ts_at(seconds: i64) -> Timestamp {
     Timestamp { seconds, nanos: 0 }
 }
+
+pub mod metrics {
+    //! Builders of Monitoring write requests.
+    use std::collections::HashMap;
+
+    use gcloud_sdk::google::api::distribution::{bucket_options, BucketOptions};
+    use gcloud_sdk::google::api::metric_descriptor::MetricKind;
+    use gcloud_sdk::google::api::{Distribution, Metric, MonitoredResource};
+    use gcloud_sdk::google::monitoring::v3::{
+        typed_value, CreateTimeSeriesRequest, Point, TimeInterval, TimeSeries, TypedValue,
+    };
+    use prost_types::Timestamp;
+
+    use super::PROJECT;
+
+    pub fn generic_task(task_id: &str) -> MonitoredResource {
+        MonitoredResource {
+            r#type: "generic_task".into(),
+            labels: [
+                ("location", "europe-west1"),
+                ("namespace", "bookshop"),
+                ("job", "api"),
+                ("task_id", task_id),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        }
+    }
+
+    pub fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn int(v: i64) -> typed_value::Value {
+        typed_value::Value::Int64Value(v)
+    }
+
+    pub fn double(v: f64) -> typed_value::Value {
+        typed_value::Value::DoubleValue(v)
+    }
+
+    /// An explicit-bucket distribution with bounds [0, 10, 20, 30].
+    pub fn distribution(counts: &[i64], mean: f64) -> typed_value::Value {
+        typed_value::Value::DistributionValue(Distribution {
+            count: counts.iter().sum(),
+            mean,
+            bucket_options: Some(BucketOptions {
+                options: Some(bucket_options::Options::ExplicitBuckets(
+                    bucket_options::Explicit {
+                        bounds: vec![0.0, 10.0, 20.0, 30.0],
+                    },
+                )),
+            }),
+            bucket_counts: counts.to_vec(),
+            ..Distribution::default()
+        })
+    }
+
+    /// One series with one point.
+    pub fn series(
+        metric_type: &str,
+        metric_labels: HashMap<String, String>,
+        kind: MetricKind,
+        start: Option<Timestamp>,
+        end: Timestamp,
+        value: typed_value::Value,
+    ) -> TimeSeries {
+        TimeSeries {
+            metric: Some(Metric {
+                r#type: metric_type.into(),
+                labels: metric_labels,
+            }),
+            resource: Some(generic_task("task-1")),
+            metric_kind: kind as i32,
+            points: vec![Point {
+                interval: Some(TimeInterval {
+                    start_time: start,
+                    end_time: Some(end),
+                }),
+                value: Some(TypedValue { value: Some(value) }),
+            }],
+            ..TimeSeries::default()
+        }
+    }
+
+    pub fn gauge(metric_type: &str, end: Timestamp, value: f64) -> TimeSeries {
+        series(
+            metric_type,
+            HashMap::new(),
+            MetricKind::Unspecified,
+            None,
+            end,
+            double(value),
+        )
+    }
+
+    pub fn request(time_series: Vec<TimeSeries>) -> CreateTimeSeriesRequest {
+        CreateTimeSeriesRequest {
+            name: format!("projects/{PROJECT}"),
+            time_series,
+        }
+    }
+}
