@@ -12,6 +12,8 @@ schema_pkg=@cdktf/provider-google@16.12.1   # generated from hashicorp/google 6.
 mkdir -p "$cache"
 
 note() { echo "infra-check: $*" >&2; }
+# A failed install is a failed run, reported in the same closing-line format.
+trap 'echo "infra-check: setup failed (line $LINENO)" >&2; echo "infra-check: 0 passed, 1 failed"' ERR
 
 # Python tools, in a virtualenv keyed by the requirements' content.
 req_hash=$(sha256sum "$here/requirements.txt" | cut -c1-12)
@@ -47,4 +49,5 @@ if ! command -v yamllint >/dev/null 2>&1; then
         || { apt-get update -qq >/dev/null && apt-get install -y -qq yamllint >/dev/null; }
 fi
 
+trap - ERR
 exec "$venv/bin/python" "$here/run.py" --schema "$schema" "$@"

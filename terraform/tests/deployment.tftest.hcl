@@ -92,6 +92,11 @@ run "backend_is_private_and_only_the_frontend_may_invoke_it" {
   }
 
   assert {
+    condition     = google_cloud_run_v2_service.backend.invoker_iam_disabled != true
+    error_message = "The backend must check IAM on every request (invoker_iam_disabled would make it public)."
+  }
+
+  assert {
     condition     = google_cloud_run_v2_service_iam_member.backend_invoker.member == "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com"
     error_message = "Only the frontend's service account may invoke the backend."
   }
