@@ -37,7 +37,7 @@ resource "google_artifact_registry_repository" "images" {
 resource "google_storage_bucket" "build_source" {
   #checkov:skip=CKV_GCP_62:Holds only the source tarballs gcloud uploads for builds; Cloud Audit Logs already record who reads and writes them.
   #checkov:skip=CKV_GCP_78:Versioning is pointless for throw-away build inputs that expire after 7 days; the source of truth is git.
-  name                        = "${var.project_id}-${var.name}-build-source"
+  name                        = "${var.project_id}-${var.name}-build-src" # <= 63 characters
   location                    = var.region
   uniform_bucket_level_access = true
   public_access_prevention    = "enforced"

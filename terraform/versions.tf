@@ -1,5 +1,5 @@
 terraform {
-  # 1.5 for check blocks and import blocks; `terraform test` with mock providers needs 1.7.
+  # Plan and apply need 1.5; tests/*.tftest.hcl (mock provider with override_during) need 1.11+.
   required_version = ">= 1.5"
 
   required_providers {
