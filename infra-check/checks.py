@@ -146,7 +146,7 @@ def check_cloudbuild(path, schema_path):
     if problems:
         return problems
     declared = set(cfg.get("substitutions", {}))
-    text = json.dumps({k: v for k, v in cfg.items()})
+    text = json.dumps(cfg)
     used = set(re.findall(r"(?<!\$)\$\{?([A-Z_][A-Z0-9_]*)\}?", text))
     for name in sorted(used - declared - BUILTIN_SUBST):
         problems.append(f"{path}: ${name} is used but not a declared substitution")
