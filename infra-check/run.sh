@@ -21,7 +21,12 @@ venv=$cache/venv-$req_hash
 if [ ! -f "$venv/.complete" ]; then
     note "installing Python tools into $venv (once)"
     rm -rf "$venv"
-    python3 -m venv "$venv"
+    # Debian's own python3 needs python3-venv for this; pyenv and python.org builds have it.
+    python3 -m venv "$venv" 2>/dev/null || {
+        rm -rf "$venv"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+        python3 -m venv "$venv"
+    }
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
     touch "$venv/.complete"
 fi
