@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""The infra-check runner: every check of the deployment files, then the negative tests.
+
+Run through run.sh, which installs the tools. Each check runs on a private copy of what it reads,
+so checks can run in parallel and the work tree is never written to. Quiet on success; a failed
+check prints its output. The last line is `infra-check: N passed, M failed`.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = sys.executable
+BIN = os.path.dirname(PY)
+DEV_OVERRIDE_WARNING = re.compile(
+    r"\n?│? ?Warning: Provider development overrides are in effect.*?releases\.\n(╵\n)?", re.S)
+
+
+class Env:
+    """A schema-only provider and a Terraform CLI configuration that points at it."""
+
+    def __init__(self, work, schema):
+        plugin = os.path.join(work, "plugin")
+        os.makedirs(plugin)
+        wrapper = os.path.join(plugin, "terraform-provider-google")
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\nexec "{PY}" "{HERE}/provider.py" "$@"\n')
+        os.chmod(wrapper, 0o755)
+        rc = os.path.join(work, "terraform.rc")
+        with open(rc, "w") as f:
+            f.write('provider_installation {\n'
+                    f'  dev_overrides {{ "hashicorp/google" = "{plugin}" }}\n'
+                    '  direct {}\n}\n')
+        self.vars = dict(os.environ, TF_CLI_CONFIG_FILE=rc, TF_IN_AUTOMATION="1",
+                         CHECKPOINT_DISABLE="1", INFRA_CHECK_SCHEMA=schema,
+                         BC_SKIP_MAPPING="TRUE", PATH=BIN + os.pathsep + os.environ["PATH"])
+        self.work = work
+        self.n = 0
+
+    def run(self, argv, cwd=None):
+        p = subprocess.run(argv, cwd=cwd or ROOT, env=self.vars, capture_output=True, text=True)
+        out = DEV_OVERRIDE_WARNING.sub("", p.stdout + p.stderr)
+        return p.returncode, out
+
+    def terraform(self, tf_dir, *args):
+        return self.run([PY, os.path.join(HERE, "terraform.py"), f"-chdir={tf_dir}", *args])
+
+    def copy(self, mutate=None):
+        """A copy of the repository's deployment files; `mutate(dir)` breaks it for a negative test."""
+        self.n += 1
+        dst = os.path.join(self.work, f"copy{self.n}")
+        shutil.copytree(os.path.join(ROOT, "terraform"), os.path.join(dst, "terraform"),
+                        ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*", "terraform.tfvars"))
+        for name in ("Dockerfile", "cloudbuild.yaml", ".dockerignore"):
+            shutil.copy(os.path.join(ROOT, name), dst)
+        if mutate:
+            mutate(dst)
+        return dst
+
+
+def edit(path, old, new, count=1, regex=False):
+    """Replace text in a copied file; a mutation that changes nothing is a broken negative test."""
+    with open(path) as f:
+        text = f.read()
+    changed = re.sub(old, new, text, count=count) if regex else text.replace(old, new, count)
+    if changed == text:
+        raise AssertionError(f"mutation did not apply to {path}: {old!r}")
+    with open(path, "w") as f:
+        f.write(changed)
+
+
+# ---------------------------------------------------------------- the checks, on a copy `d`
+
+def fmt(env, d):
+    return env.terraform(os.path.join(d, "terraform"), "fmt", "-check", "-recursive", "-diff", "-no-color")
+
+
+def validate(env, d):
+    return env.terraform(os.path.join(d, "terraform"), "validate", "-no-color")
+
+
+def tf_test(env, d):
+    return env.terraform(os.path.join(d, "terraform"), "test", "-no-color")
+
+
+def static(kind):
+    def check(env, d):
+        return env.run([PY, os.path.join(HERE, "checks.py"), kind, os.path.join(d, "terraform")])
+    check.__name__ = kind
+    return check
+
+
+def cloudbuild_schema(env, d):
+    return env.run([PY, os.path.join(HERE, "checks.py"), "cloudbuild",
+                    os.path.join(d, "cloudbuild.yaml"), os.path.join(HERE, "cloudbuild.schema.json")])
+
+
+def yamllint(env, d):
+    return env.run(["yamllint", "-s", "-c", os.path.join(HERE, "yamllint.yaml"),
+                    os.path.join(d, "cloudbuild.yaml")])
+
+
+def skip_reasons(path):
+    """Every checkov skip must say why: `#checkov:skip=CKV_X_N:reason of a few words`."""
+    files = [path] if os.path.isfile(path) else \
+        [os.path.join(root, name) for root, _, names in os.walk(path) for name in names]
+    bad = []
+    for file in files:
+        with open(file, errors="replace") as f:
+            for i, line in enumerate(f, 1):
+                if "checkov:skip" in line and not re.search(r"checkov:skip=CKV\w*_\d+:\s*\S.{15,}", line):
+                    bad.append(f"{os.path.basename(file)}:{i}: checkov skip without a written reason: {line.strip()}")
+    return bad
+
+
+def checkov_skips(env, d):
+    bad = skip_reasons(os.path.join(d, "terraform")) + skip_reasons(os.path.join(d, "Dockerfile"))
+    return (1 if bad else 0), "\n".join(bad)
+
+
+def checkov(framework, target):
+    def check(env, d):
+        path = os.path.join(d, target)
+        flag = "-d" if os.path.isdir(path) else "-f"
+        return env.run(["checkov", flag, path, "--framework", framework, "--compact", "--quiet",
+                        "--skip-download"], cwd=d)
+    check.__name__ = f"checkov_{framework}"
+    return check
+
+
+def dockerfile(env, d):
+    """The image is built the way CI builds the binary, on the agreed bases, without a shell."""
+    with open(os.path.join(d, "Dockerfile")) as f:
+        text = f.read()
+    lines = [l.strip() for l in text.splitlines() if l.strip() and not l.lstrip().startswith("#")]
+    froms = [l for l in lines if l.upper().startswith("FROM ")]
+    final = lines[lines.index(froms[-1]):] if froms else []
+    problems = []
+    if "RUN cargo build --release --locked" not in lines:
+        problems.append("the release build must be exactly `RUN cargo build --release --locked`")
+    if not any(re.match(r"FROM rust:1-bookworm\b", l) for l in froms):
+        problems.append("build on rust:1-bookworm")
+    if not any("cargo chef cook --release --locked" in l for l in lines):
+        problems.append("dependencies must be built in their own cached layer (cargo chef cook --release --locked)")
+    if not any("ldd-check.sh target/release/cloudrun-observability" in l for l in lines):
+        problems.append("the build must run infra-check/ldd-check.sh on the binary")
+    if not froms or froms[-1] != "FROM gcr.io/distroless/cc-debian12:nonroot":
+        problems.append("the runtime stage must be gcr.io/distroless/cc-debian12:nonroot")
+    if "USER nonroot" not in final:
+        problems.append("the runtime stage must run as USER nonroot")
+    if 'ENTRYPOINT ["/cloudrun-observability"]' not in final:
+        problems.append('the entrypoint must be ENTRYPOINT ["/cloudrun-observability"] (exec form)')
+    if any(l.upper().startswith(("RUN ", "SHELL ")) for l in final):
+        problems.append("the runtime stage has no shell: no RUN or SHELL after the last FROM")
+    with open(os.path.join(d, ".dockerignore")) as f:
+        ignored = f.read().split()
+    for needed in ("Cargo.toml", "Cargo.lock", "src", "build.rs"):
+        if needed in ignored:
+            problems.append(f".dockerignore must not exclude {needed}")
+    return (1 if problems else 0), "\n".join(problems)
+
+
+CHECKS = [
+    ("terraform fmt -check", fmt),
+    ("terraform validate against the google 6.50.0 schema", validate),
+    ("terraform test (mock provider, plan)", tf_test),
+    ("variables declared, used, described, validated", static("variables")),
+    ("only the frontend is public", static("public")),
+    ("dashboard JSON", static("dashboards")),
+    ("checkov terraform/", checkov("terraform", "terraform")),
+    ("checkov Dockerfile", checkov("dockerfile", "Dockerfile")),
+    ("every checkov skip carries a written reason", checkov_skips),
+    ("yamllint cloudbuild.yaml", yamllint),
+    ("cloudbuild.yaml schema and substitutions", cloudbuild_schema),
+    ("Dockerfile build command, bases, entrypoint", dockerfile),
+]
+
+
+# ---------------------------------------------------------------- the negative tests
+
+def tfpath(d, name):
+    return os.path.join(d, "terraform", name)
+
+
+NEGATIVES = [
+    # (name, mutation, the check that must fail, text its output must contain)
+    ("misspelled attribute (cpu_idel)",
+     lambda d: edit(tfpath(d, "run.tf"), r"cpu_idle(\s*)=", r"cpu_idel\1=", regex=True),
+     validate, 'An argument named "cpu_idel" is not expected here'),
+    ("block in the wrong place (liveness_probe inside resources)",
+     lambda d: edit(tfpath(d, "run.tf"), "      resources {\n",
+                    "      resources {\n        liveness_probe {\n          period_seconds = 10\n        }\n"),
+     validate, 'Blocks of type "liveness_probe" are not expected here'),
+    ("attribute written as a block (labels { ... })",
+     lambda d: edit(tfpath(d, "monitoring.tf"), "labels = {\n    email_address", "labels {\n    email_address"),
+     validate, 'Unsupported block type'),
+    ("second block of a max-one kind (two scaling blocks)",
+     lambda d: edit(tfpath(d, "run.tf"), "    scaling {\n", "    scaling {\n      min_instance_count = 0\n    }\n\n    scaling {\n"),
+     validate, "Too many scaling blocks"),
+    ("missing required argument (no comparison)",
+     lambda d: edit(tfpath(d, "monitoring.tf"), '      comparison      = "COMPARISON_GT"\n      threshold_value = var.error_log_threshold',
+                    "      threshold_value = var.error_log_threshold"),
+     validate, 'The argument "comparison" is required'),
+    ("missing IAM role binding (no cloudtrace.agent)",
+     lambda d: edit(tfpath(d, "iam.tf"), '    "roles/cloudtrace.agent",\n', ""),
+     tf_test, "Each runtime service account must hold exactly"),
+    ("public backend (allUsers may invoke it)",
+     lambda d: edit(tfpath(d, "iam.tf"),
+                    'member   = google_service_account.runtime["frontend"].member', 'member   = "allUsers"'),
+     tf_test, "Only the frontend's service account may invoke the backend"),
+    ("public backend, static check",
+     lambda d: edit(tfpath(d, "iam.tf"),
+                    'member   = google_service_account.runtime["frontend"].member', 'member   = "allUsers"'),
+     static("public"), "grants access to the public"),
+    ("CPU throttled between requests (cpu_idle = true)",
+     lambda d: edit(tfpath(d, "run.tf"), "cpu_idle = false", "cpu_idle = true"),
+     tf_test, "cpu_idle = false"),
+    ("hard-coded alert threshold",
+     lambda d: edit(tfpath(d, "monitoring.tf"), "threshold_value    = var.error_ratio_threshold",
+                    "threshold_value    = 0.05"),
+     tf_test, "error_ratio_threshold"),
+    ("declared but unused variable",
+     lambda d: open(tfpath(d, "variables.tf"), "a").write(
+         '\nvariable "unused" {\n  description = "x"\n  type        = string\n  default     = ""\n'
+         '  validation {\n    condition     = true\n    error_message = "x"\n  }\n}\n'),
+     static("variables"), "variable unused (variables.tf) is declared but never used"),
+    ("checkov skip without a reason",
+     lambda d: edit(tfpath(d, "build.tf"), r"#checkov:skip=CKV_GCP_84:.*", "#checkov:skip=CKV_GCP_84", regex=True),
+     checkov_skips, "checkov skip without a written reason"),
+    ("unformatted HCL",
+     lambda d: edit(tfpath(d, "outputs.tf"), 'description = "Public', 'description     =   "Public'),
+     fmt, "outputs.tf"),
+    ("cloudbuild.yaml: misspelled field (serviceAcount)",
+     lambda d: edit(os.path.join(d, "cloudbuild.yaml"), "\nserviceAccount:", "\nserviceAcount:"),
+     cloudbuild_schema, "Additional properties are not allowed ('serviceAcount'"),
+    ("cloudbuild.yaml: undeclared substitution (_REGOIN)",
+     lambda d: edit(os.path.join(d, "cloudbuild.yaml"), '--region="${_REGION}"', '--region="${_REGOIN}"'),
+     cloudbuild_schema, "$_REGOIN is used but not a declared substitution"),
+    ("cloudbuild.yaml: broken indentation",
+     lambda d: edit(os.path.join(d, "cloudbuild.yaml"), "\n  _REPO: ", "\n   _REPO: "),
+     yamllint, "error"),
+    ("Dockerfile: release build without --locked",
+     lambda d: edit(os.path.join(d, "Dockerfile"), "RUN cargo build --release --locked", "RUN cargo build --release"),
+     dockerfile, "cargo build --release --locked"),
+]
+
+
+def run_check(env, name, check):
+    try:
+        rc, out = check(env, env.copy())
+    except Exception as e:  # a check that cannot run has failed
+        return name, False, f"{type(e).__name__}: {e}"
+    return name, rc == 0, out
+
+
+def run_negative(env, name, mutate, check, expect):
+    name = f"negative: {name} is rejected"
+    try:
+        rc, out = check(env, env.copy(mutate))
+    except Exception as e:
+        return name, False, f"{type(e).__name__}: {e}"
+    if rc == 0:
+        return name, False, "the broken copy passed the check:\n" + out
+    if expect not in out:
+        return name, False, f"the check failed, but not with {expect!r}:\n" + out
+    return name, True, out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--schema", required=True)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="infra-check-") as work:
+        env = Env(work, args.schema)
+        # Build the schema's protobuf cache once, before parallel runs race to write it.
+        env.terraform(env.copy() + "/terraform", "validate", "-no-color")
+        with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+            futures = [pool.submit(run_check, env, n, c) for n, c in CHECKS]
+            futures += [pool.submit(run_negative, env, *neg) for neg in NEGATIVES]
+            results = [f.result() for f in futures]
+    failed = [r for r in results if not r[1]]
+    for name, ok, out in results:
+        if not ok:
+            print(f"--- FAILED: {name}\n{out.rstrip()}\n")
+        elif args.verbose:
+            print(f"ok: {name}")
+    if args.verbose:
+        print(f"({time.time() - started:.1f} s)")
+    print(f"infra-check: {len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+locals {
+  # Everything a runtime account may do: write its logs, metrics and spans. Nothing else.
+  runtime_roles = [
+    "roles/cloudtrace.agent",
+    "roles/logging.logWriter",
+    "roles/monitoring.metricWriter",
+  ]
+
+  runtime_bindings = {
+    for pair in setproduct(keys(local.services), local.runtime_roles) :
+    "${pair[0]}/${pair[1]}" => { service = pair[0], role = pair[1] }
+  }
+}
+
+# One identity per service, so the backend can tell the frontend's calls from anyone else's and a
+# compromise of one service does not carry the other's permissions.
+resource "google_service_account" "runtime" {
+  for_each = local.services
+
+  account_id   = each.value
+  display_name = "Cloud Run runtime: ${each.value}"
+  description  = "Runs ${each.value}; may only write logs, metrics and traces."
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "runtime" {
+  for_each = local.runtime_bindings
+
+  project = var.project_id
+  role    = each.value.role
+  member  = google_service_account.runtime[each.value.service].member
+}
+
+# The public endpoint. Organisations with the "Domain restricted sharing" policy must allow allUsers
+# for this project, or the frontend answers 403 to everyone.
+resource "google_cloud_run_v2_service_iam_member" "frontend_public" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.frontend.name
+  role     = "roles/run.invoker"
+  member   = "allUsers"
+}
+
+# The only caller of the backend: the frontend's service account.
+resource "google_cloud_run_v2_service_iam_member" "backend_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloud_run_v2_service.backend.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.runtime["frontend"].member
+}

@@ -1,0 +1,276 @@
+# Plan-time assertions on what matters in this deployment, run offline by infra-check with a mock
+# google provider (the schema comes from the real provider; no API is called).
+
+mock_provider "google" {
+  override_during = plan
+
+  override_resource {
+    target = google_service_account.runtime["frontend"]
+    values = {
+      email  = "cloudrun-obs-frontend@test-project.iam.gserviceaccount.com"
+      member = "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com"
+      name   = "projects/test-project/serviceAccounts/cloudrun-obs-frontend@test-project.iam.gserviceaccount.com"
+    }
+  }
+
+  override_resource {
+    target = google_service_account.runtime["backend"]
+    values = {
+      email  = "cloudrun-obs-backend@test-project.iam.gserviceaccount.com"
+      member = "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com"
+      name   = "projects/test-project/serviceAccounts/cloudrun-obs-backend@test-project.iam.gserviceaccount.com"
+    }
+  }
+
+  override_resource {
+    target = google_service_account.build
+    values = {
+      email  = "cloudrun-obs-build@test-project.iam.gserviceaccount.com"
+      member = "serviceAccount:cloudrun-obs-build@test-project.iam.gserviceaccount.com"
+    }
+  }
+
+  override_resource {
+    target = google_cloud_run_v2_service.backend
+    values = { uri = "https://cloudrun-obs-backend-abc123-ew.a.run.app" }
+  }
+
+  override_resource {
+    target = google_cloud_run_v2_service.frontend
+    values = { uri = "https://cloudrun-obs-frontend-abc123-ew.a.run.app" }
+  }
+
+  override_resource {
+    target = google_monitoring_notification_channel.email
+    values = { name = "projects/test-project/notificationChannels/111" }
+  }
+
+  override_resource {
+    target = google_monitoring_uptime_check_config.frontend
+    values = { uptime_check_id = "cloudrun-obs-frontend-healthz-abc" }
+  }
+
+  override_resource {
+    target = google_monitoring_dashboard.service
+    values = { id = "projects/123456/dashboards/0a1b2c3d" }
+  }
+}
+
+variables {
+  project_id         = "test-project"
+  image              = "europe-west1-docker.pkg.dev/test-project/cloudrun-obs/cloudrun-obs:abc1234"
+  notification_email = "oncall@example.com"
+}
+
+run "runtime_identities_have_exactly_the_three_telemetry_roles" {
+  command = plan
+
+  assert {
+    condition = toset([for b in google_project_iam_member.runtime : "${b.member} ${b.role}"]) == toset([
+      "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/logging.logWriter",
+      "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/monitoring.metricWriter",
+      "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/cloudtrace.agent",
+      "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/logging.logWriter",
+      "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/monitoring.metricWriter",
+      "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/cloudtrace.agent",
+    ])
+    error_message = "Each runtime service account must hold exactly logging.logWriter, monitoring.metricWriter and cloudtrace.agent."
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service.frontend.template[0].service_account == "cloudrun-obs-frontend@test-project.iam.gserviceaccount.com" && google_cloud_run_v2_service.backend.template[0].service_account == "cloudrun-obs-backend@test-project.iam.gserviceaccount.com"
+    error_message = "Each service must run as its own service account."
+  }
+}
+
+run "backend_is_private_and_only_the_frontend_may_invoke_it" {
+  command = plan
+
+  assert {
+    condition     = google_cloud_run_v2_service_iam_member.backend_invoker.name == "cloudrun-obs-backend" && google_cloud_run_v2_service_iam_member.backend_invoker.role == "roles/run.invoker"
+    error_message = "The backend needs a roles/run.invoker binding."
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service.backend.invoker_iam_disabled != true
+    error_message = "The backend must check IAM on every request (invoker_iam_disabled would make it public)."
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service_iam_member.backend_invoker.member == "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com"
+    error_message = "Only the frontend's service account may invoke the backend."
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service_iam_member.frontend_public.name == "cloudrun-obs-frontend" && google_cloud_run_v2_service_iam_member.frontend_public.member == "allUsers" && google_cloud_run_v2_service_iam_member.frontend_public.role == "roles/run.invoker"
+    error_message = "The frontend (and only the frontend) is public."
+  }
+
+  assert {
+    condition     = one([for e in google_cloud_run_v2_service.frontend.template[0].containers[0].env : e.value if e.name == "DOWNSTREAM_URL"]) == "https://cloudrun-obs-backend-abc123-ew.a.run.app"
+    error_message = "The frontend's DOWNSTREAM_URL must be the backend's URL (the ID token audience)."
+  }
+
+  assert {
+    condition     = length([for e in google_cloud_run_v2_service.backend.template[0].containers[0].env : e if e.name == "DOWNSTREAM_URL"]) == 0
+    error_message = "The backend has no downstream."
+  }
+}
+
+run "services_keep_cpu_allocated_and_probe_healthz" {
+  command = plan
+
+  assert {
+    condition = alltrue([for s in [google_cloud_run_v2_service.frontend, google_cloud_run_v2_service.backend] :
+      s.template[0].containers[0].resources[0].cpu_idle == false && s.template[0].containers[0].resources[0].startup_cpu_boost == true
+    ])
+    error_message = "Both services need cpu_idle = false (telemetry export between requests) and startup CPU boost."
+  }
+
+  assert {
+    condition = alltrue([for s in [google_cloud_run_v2_service.frontend, google_cloud_run_v2_service.backend] :
+      s.template[0].containers[0].startup_probe[0].http_get[0].path == "/healthz" && s.template[0].containers[0].liveness_probe[0].http_get[0].path == "/healthz"
+    ])
+    error_message = "Startup and liveness probes must use /healthz."
+  }
+
+  assert {
+    condition = alltrue([for s in [google_cloud_run_v2_service.frontend, google_cloud_run_v2_service.backend] :
+      one([for e in s.template[0].containers[0].env : e.value if e.name == "GOOGLE_CLOUD_PROJECT"]) == "test-project" && one([for e in s.template[0].containers[0].env : e.value if e.name == "ENABLE_FAULT_ROUTES"]) == "false"
+    ])
+    error_message = "GOOGLE_CLOUD_PROJECT must be set and fault routes off by default."
+  }
+
+  assert {
+    condition     = google_cloud_run_v2_service.frontend.template[0].scaling[0].min_instance_count == 0 && google_cloud_run_v2_service.frontend.template[0].scaling[0].max_instance_count == 5
+    error_message = "Scaling comes from the variables' defaults."
+  }
+}
+
+run "uptime_check_probes_the_frontend_healthz_over_https" {
+  command = plan
+
+  assert {
+    condition     = google_monitoring_uptime_check_config.frontend.http_check[0].path == "/healthz" && google_monitoring_uptime_check_config.frontend.http_check[0].use_ssl == true && google_monitoring_uptime_check_config.frontend.period == "60s"
+    error_message = "The uptime check must GET /healthz over HTTPS every 60 s."
+  }
+
+  assert {
+    condition     = google_monitoring_uptime_check_config.frontend.monitored_resource[0].labels.host == "cloudrun-obs-frontend-abc123-ew.a.run.app"
+    error_message = "The uptime check must target the frontend's host."
+  }
+
+  assert {
+    condition     = strcontains(google_monitoring_alert_policy.uptime.conditions[0].condition_threshold[0].filter, "metric.label.check_id=\"cloudrun-obs-frontend-healthz-abc\"")
+    error_message = "The uptime alert must watch this uptime check."
+  }
+}
+
+run "every_alert_notifies_the_email_channel_and_documents_what_to_check" {
+  command = plan
+
+  assert {
+    condition = alltrue([for p in [
+      google_monitoring_alert_policy.uptime,
+      google_monitoring_alert_policy.latency_p95,
+      google_monitoring_alert_policy.error_ratio,
+      google_monitoring_alert_policy.error_logs,
+      google_monitoring_alert_policy.slo_burn_rate,
+    ] : contains(p.notification_channels, "projects/test-project/notificationChannels/111") && strcontains(p.documentation[0].content, "Check first")])
+    error_message = "Every alert policy must notify the email channel and tell the on-call what to check first."
+  }
+
+  assert {
+    condition     = length(google_monitoring_notification_channel.webhook) == 0 && length(google_monitoring_alert_policy.no_requests) == 0
+    error_message = "Webhook channel and no-traffic alert are off unless asked for."
+  }
+}
+
+run "thresholds_come_from_variables" {
+  command = plan
+
+  variables {
+    latency_p95_threshold_ms = 2500
+    error_ratio_threshold    = 0.2
+    error_log_threshold      = 42
+    slo_burn_rate_threshold  = 6
+    expected_min_requests    = true
+    notification_webhook_url = "https://hooks.example.com/alerts/t0k3n"
+  }
+
+  assert {
+    condition     = google_monitoring_alert_policy.latency_p95.conditions[0].condition_threshold[0].threshold_value == 2.5
+    error_message = "The p95 threshold must come from latency_p95_threshold_ms (in seconds)."
+  }
+
+  assert {
+    condition     = google_monitoring_alert_policy.error_ratio.conditions[0].condition_threshold[0].threshold_value == 0.2 && google_monitoring_alert_policy.error_ratio.conditions[0].condition_threshold[0].denominator_filter != null
+    error_message = "The 5xx ratio threshold must come from error_ratio_threshold, with a denominator."
+  }
+
+  assert {
+    condition     = google_monitoring_alert_policy.error_logs.conditions[0].condition_threshold[0].threshold_value == 42
+    error_message = "The error log threshold must come from error_log_threshold."
+  }
+
+  assert {
+    condition     = alltrue([for c in google_monitoring_alert_policy.slo_burn_rate.conditions : c.condition_threshold[0].threshold_value == 6])
+    error_message = "The burn-rate threshold must come from slo_burn_rate_threshold."
+  }
+
+  assert {
+    condition     = length(google_monitoring_alert_policy.no_requests) == 1 && google_monitoring_alert_policy.no_requests[0].conditions[0].condition_absent[0].duration == "600s"
+    error_message = "expected_min_requests = true must create the no-traffic alert."
+  }
+
+  assert {
+    condition     = length(google_monitoring_notification_channel.webhook) == 1 && length(google_monitoring_alert_policy.uptime.notification_channels) == 2
+    error_message = "A webhook URL must add a second channel to every alert."
+  }
+}
+
+run "build_identity_is_scoped_to_this_deployment" {
+  command = plan
+
+  assert {
+    condition     = google_project_iam_member.build_log_writer.role == "roles/logging.logWriter"
+    error_message = "The build's only project-wide role is logging.logWriter."
+  }
+
+  assert {
+    condition     = toset([for b in google_cloud_run_v2_service_iam_member.build_deployer : "${b.name} ${b.role}"]) == toset(["cloudrun-obs-frontend roles/run.developer", "cloudrun-obs-backend roles/run.developer"])
+    error_message = "The build may deploy the two services, on the services themselves."
+  }
+
+  assert {
+    condition     = toset([for b in google_service_account_iam_member.build_acts_as_runtime : b.service_account_id]) == toset(["projects/test-project/serviceAccounts/cloudrun-obs-frontend@test-project.iam.gserviceaccount.com", "projects/test-project/serviceAccounts/cloudrun-obs-backend@test-project.iam.gserviceaccount.com"])
+    error_message = "The build may act as the two runtime accounts only."
+  }
+
+  assert {
+    condition     = google_artifact_registry_repository_iam_member.build_pusher.role == "roles/artifactregistry.writer" && google_storage_bucket.build_source.public_access_prevention == "enforced"
+    error_message = "The build pushes to its repository; the source bucket is never public."
+  }
+}
+
+run "required_apis_are_enabled" {
+  command = plan
+
+  assert {
+    condition = toset([for s in google_project_service.enabled : s.service]) == toset([
+      "artifactregistry.googleapis.com", "cloudbuild.googleapis.com", "cloudtrace.googleapis.com",
+      "iam.googleapis.com", "logging.googleapis.com", "monitoring.googleapis.com", "run.googleapis.com",
+    ])
+    error_message = "The deployment needs exactly these APIs."
+  }
+}
+
+run "rejects_an_image_outside_artifact_registry" {
+  command = plan
+
+  variables {
+    image = "docker.io/library/nginx:latest"
+  }
+
+  expect_failures = [var.image]
+}
