@@ -133,6 +133,8 @@ async fn an_order_across_two_processes_is_one_trace() {
     assert_eq!(labels["/http/status_code"], "201");
     assert_eq!(labels["/http/user_agent"], "trace-test/1.0");
     assert!(labels["g.co/agent"].starts_with("opentelemetry-rust"));
+    assert_eq!(labels["service.name"], "frontend");
+    assert_eq!(charge_server.labels["service.name"], "backend");
     assert_eq!(charge.labels["/http/status_code"], "200");
     assert!(charge.labels["/http/url"].ends_with("/internal/payments/charge"));
 

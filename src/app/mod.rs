@@ -105,10 +105,7 @@ impl Application {
                     .unwrap_or_else(|| "local".to_owned()),
                 version: env!("CARGO_PKG_VERSION"),
             }),
-            downstream: DownstreamClient::new(
-                downstream_url.clone(),
-                id_token_source(config, &downstream_url),
-            )?,
+            downstream: DownstreamClient::new(downstream_url, id_token_source(config))?,
             sessions: Arc::clone(&sessions),
             payment_failure_rate: config.payment_failure_rate,
         };
@@ -174,11 +171,13 @@ impl Application {
     }
 }
 
-/// On Cloud Run, a private `https` downstream service needs an ID token;
-/// the metadata server provides it.
-fn id_token_source(config: &Config, downstream_url: &str) -> Option<MetadataClient> {
+/// On Cloud Run, the downstream service is a second, private Cloud Run
+/// service, which only accepts calls with a Google-signed ID token; the
+/// metadata server provides it. (Without `DOWNSTREAM_URL` this process is
+/// its own downstream and needs none.)
+fn id_token_source(config: &Config) -> Option<MetadataClient> {
     let on_cloud_run = config.cloud_run.is_some();
-    (on_cloud_run && downstream_url.starts_with("https://")).then(|| {
+    (on_cloud_run && config.downstream_url.is_some()).then(|| {
         MetadataClient::new(
             config
                 .metadata_host

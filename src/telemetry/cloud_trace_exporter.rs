@@ -25,7 +25,7 @@ use tokio::sync::OnceCell;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use super::cloud_trace_mapping::{agent_label, to_cloud_trace_span};
+use super::cloud_trace_mapping::{agent_label, to_cloud_trace_span, SpanLabels};
 use super::export_health::ExportHealth;
 use super::Endpoint as TraceEndpoint;
 
@@ -119,6 +119,8 @@ struct Shared {
     project_id: String,
     endpoint: TraceEndpoint,
     agent: String,
+    /// The resource's `service.name`, set once by the SDK before any export.
+    service_name: std::sync::OnceLock<String>,
     client: OnceCell<TraceClient>,
     health: Arc<ExportHealth>,
     /// Called with the number of spans an export finished with, sent or
@@ -147,6 +149,7 @@ impl CloudTraceExporter {
                 project_id,
                 endpoint,
                 agent: agent_label(),
+                service_name: std::sync::OnceLock::new(),
                 client: OnceCell::new(),
                 health,
                 on_done: DoneCallback(Box::new(on_done)),
@@ -158,11 +161,15 @@ impl CloudTraceExporter {
 
 impl Shared {
     async fn export(&self, batch: Vec<SpanData>) -> Result<(), TraceExportError> {
+        let labels = SpanLabels {
+            agent: self.agent.clone(),
+            service_name: self.service_name.get().cloned(),
+        };
         let request = BatchWriteSpansRequest {
             name: format!("projects/{}", self.project_id),
             spans: batch
                 .iter()
-                .map(|span| to_cloud_trace_span(span, &self.project_id, &self.agent))
+                .map(|span| to_cloud_trace_span(span, &self.project_id, &labels))
                 .collect(),
         };
         let client = self
@@ -184,6 +191,12 @@ impl Shared {
 }
 
 impl SpanExporter for CloudTraceExporter {
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        if let Some(service) = resource.get(&opentelemetry::Key::from_static_str("service.name")) {
+            let _ = self.shared.service_name.set(service.to_string());
+        }
+    }
+
     fn export(
         &self,
         batch: Vec<SpanData>,

@@ -10,7 +10,9 @@
 //! - at most 32 attributes (the rest counted in `dropped_attributes_count`),
 //!   keys at most 128 bytes, string values at most 256 bytes; OpenTelemetry's
 //!   HTTP keys renamed to the labels the Trace UI shows specially
-//!   (`/http/method`, `/http/status_code`, ...), plus `g.co/agent`;
+//!   (`/http/method`, `/http/status_code`, ...), plus `g.co/agent` and the
+//!   resource's `service.name` (so spans of one trace written by several
+//!   services say which wrote them);
 //! - events become annotations (32 at most, 4 attributes each), links stay
 //!   links (128, 32 attributes each);
 //! - span kind one to one, INTERNAL for unspecified; status ERROR becomes
@@ -55,8 +57,17 @@ pub fn agent_label() -> String {
     )
 }
 
+/// Labels every span carries, whatever its own attributes.
+#[derive(Clone, Debug, Default)]
+pub struct SpanLabels {
+    /// `g.co/agent`.
+    pub agent: String,
+    /// The resource's `service.name`.
+    pub service_name: Option<String>,
+}
+
 /// Converts one span, for project `project_id`.
-pub fn to_cloud_trace_span(span: &SpanData, project_id: &str, agent: &str) -> ProtoSpan {
+pub fn to_cloud_trace_span(span: &SpanData, project_id: &str, labels: &SpanLabels) -> ProtoSpan {
     let trace_id = span.span_context.trace_id();
     let span_id = span.span_context.span_id();
     let has_parent = span.parent_span_id != SpanId::INVALID;
@@ -71,7 +82,7 @@ pub fn to_cloud_trace_span(span: &SpanData, project_id: &str, agent: &str) -> Pr
         display_name: Some(truncatable(&span.name, MAX_DISPLAY_NAME_BYTES)),
         start_time: Some(timestamp(span.start_time)),
         end_time: Some(timestamp(span.end_time)),
-        attributes: Some(span_attributes(span, agent)),
+        attributes: Some(span_attributes(span, labels)),
         stack_trace: None,
         time_events: Some(time_events(span)),
         links: Some(links(span)),
@@ -104,16 +115,22 @@ fn status(status: &Status) -> Option<RpcStatus> {
     }
 }
 
-/// The span's attributes, mapped and limited, with `g.co/agent` always kept:
-/// it takes one of the 32 places before any other attribute.
-fn span_attributes(span: &SpanData, agent: &str) -> Attributes {
-    let mut attributes = attributes(&span.attributes, MAX_ATTRIBUTES - 1);
+/// The span's attributes, mapped and limited, with the common labels always
+/// kept: they take their places among the 32 before any other attribute.
+fn span_attributes(span: &SpanData, labels: &SpanLabels) -> Attributes {
+    let reserved = 1 + usize::from(labels.service_name.is_some());
+    let mut attributes = attributes(&span.attributes, MAX_ATTRIBUTES - reserved);
     attributes.dropped_attributes_count = attributes
         .dropped_attributes_count
         .saturating_add(i32::try_from(span.dropped_attributes_count).unwrap_or(i32::MAX));
     attributes
         .attribute_map
-        .insert("g.co/agent".to_owned(), string_value(agent));
+        .insert("g.co/agent".to_owned(), string_value(&labels.agent));
+    if let Some(service) = &labels.service_name {
+        attributes
+            .attribute_map
+            .insert("service.name".to_owned(), string_value(service));
+    }
     attributes
 }
 
@@ -262,6 +279,13 @@ mod tests {
 
     const AGENT: &str = "test-agent";
 
+    fn labels() -> SpanLabels {
+        SpanLabels {
+            agent: AGENT.to_owned(),
+            service_name: None,
+        }
+    }
+
     fn span_data(name: &str) -> SpanData {
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         SpanData {
@@ -296,7 +320,7 @@ mod tests {
 
     #[test]
     fn names_ids_times_and_kind_follow_cloud_trace() {
-        let span = to_cloud_trace_span(&span_data("GET /api/books/{id}"), "shop", AGENT);
+        let span = to_cloud_trace_span(&span_data("GET /api/books/{id}"), "shop", &labels());
         assert_eq!(
             span.name,
             "projects/shop/traces/4bf92f3577b34da6a3ce929d0e0e4736/spans/00f067aa0ba902b7"
@@ -316,7 +340,7 @@ mod tests {
         let mut data = span_data("job");
         data.parent_span_id = SpanId::INVALID;
         data.span_kind = SpanKind::Internal;
-        let span = to_cloud_trace_span(&data, "p", AGENT);
+        let span = to_cloud_trace_span(&data, "p", &labels());
         assert_eq!(span.parent_span_id, "");
         assert_eq!(span.same_process_as_parent_span, None);
         assert_eq!(span.span_kind, ProtoSpanKind::Internal as i32);
@@ -326,7 +350,7 @@ mod tests {
     fn display_names_are_cut_to_128_bytes_on_a_char_boundary() {
         // 'é' is two bytes: 127 ASCII bytes then 'é' would end at byte 129.
         let name = format!("{}é{}", "a".repeat(127), "b".repeat(10));
-        let span = to_cloud_trace_span(&span_data(&name), "p", AGENT);
+        let span = to_cloud_trace_span(&span_data(&name), "p", &labels());
         let display = span.display_name.unwrap();
         assert_eq!(display.value, "a".repeat(127));
         assert_eq!(display.truncated_byte_count, 2 + 10);
@@ -345,7 +369,7 @@ mod tests {
             KeyValue::new("sampling.ratio", 0.25),
             KeyValue::new("cache.hit", true),
         ];
-        let span = to_cloud_trace_span(&data, "p", AGENT);
+        let span = to_cloud_trace_span(&data, "p", &labels());
         let map = span.attributes.unwrap().attribute_map;
         assert_eq!(string_of(&map["/http/method"]).value, "GET");
         assert_eq!(string_of(&map["/http/route"]).value, "/api/books/{id}");
@@ -369,13 +393,30 @@ mod tests {
             .map(|i| KeyValue::new(format!("key.{i}"), i))
             .collect();
         data.dropped_attributes_count = 3;
-        let attributes = to_cloud_trace_span(&data, "p", AGENT).attributes.unwrap();
+        let attributes = to_cloud_trace_span(&data, "p", &labels())
+            .attributes
+            .unwrap();
         assert_eq!(attributes.attribute_map.len(), 32);
         assert!(attributes.attribute_map.contains_key("g.co/agent"));
         assert!(attributes.attribute_map.contains_key("key.30"));
         assert!(!attributes.attribute_map.contains_key("key.31"));
         // 9 over the limit here, 3 already dropped by the SDK.
         assert_eq!(attributes.dropped_attributes_count, 9 + 3);
+
+        let with_service = SpanLabels {
+            agent: AGENT.to_owned(),
+            service_name: Some("frontend".to_owned()),
+        };
+        let attributes = to_cloud_trace_span(&data, "p", &with_service)
+            .attributes
+            .unwrap();
+        assert_eq!(attributes.attribute_map.len(), 32);
+        assert_eq!(
+            string_of(&attributes.attribute_map["service.name"]).value,
+            "frontend"
+        );
+        assert!(!attributes.attribute_map.contains_key("key.30"));
+        assert_eq!(attributes.dropped_attributes_count, 10 + 3);
     }
 
     #[test]
@@ -385,7 +426,9 @@ mod tests {
             KeyValue::new("k".repeat(129), "dropped"),
             KeyValue::new("long", "v".repeat(300)),
         ];
-        let attributes = to_cloud_trace_span(&data, "p", AGENT).attributes.unwrap();
+        let attributes = to_cloud_trace_span(&data, "p", &labels())
+            .attributes
+            .unwrap();
         assert_eq!(attributes.dropped_attributes_count, 1);
         let long = string_of(&attributes.attribute_map["long"]);
         assert_eq!(long.value.len(), 256);
@@ -396,11 +439,11 @@ mod tests {
     fn an_error_status_becomes_code_unknown_with_its_message() {
         let mut data = span_data("failing");
         data.status = Status::error("payment declined");
-        let status = to_cloud_trace_span(&data, "p", AGENT).status.unwrap();
+        let status = to_cloud_trace_span(&data, "p", &labels()).status.unwrap();
         assert_eq!(status.code, 2);
         assert_eq!(status.message, "payment declined");
         data.status = Status::Ok;
-        assert_eq!(to_cloud_trace_span(&data, "p", AGENT).status, None);
+        assert_eq!(to_cloud_trace_span(&data, "p", &labels()).status, None);
     }
 
     #[test]
@@ -427,7 +470,9 @@ mod tests {
                 )
             })
             .collect();
-        let events = to_cloud_trace_span(&data, "p", AGENT).time_events.unwrap();
+        let events = to_cloud_trace_span(&data, "p", &labels())
+            .time_events
+            .unwrap();
         assert_eq!(events.time_event.len(), 32);
         assert_eq!(events.dropped_annotations_count, 3);
         let Some(EventValue::Annotation(first)) = &events.time_event[0].value else {
@@ -459,7 +504,7 @@ mod tests {
             TraceState::default(),
         );
         data.links.links = vec![opentelemetry::trace::Link::new(other, vec![], 0)];
-        let links = to_cloud_trace_span(&data, "p", AGENT).links.unwrap();
+        let links = to_cloud_trace_span(&data, "p", &labels()).links.unwrap();
         assert_eq!(links.link[0].trace_id, "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(links.link[0].span_id, "b7ad6b7169203331");
         assert_eq!(links.dropped_links_count, 0);
