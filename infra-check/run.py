@@ -167,6 +167,21 @@ def dockerfile(env, d):
     return (1 if problems else 0), "\n".join(problems)
 
 
+def service_binary():
+    """The service binary, whose `check-filters` holds the emulator's filter parsers."""
+    return os.environ.get("CLOUDRUN_OBSERVABILITY_BIN") or os.path.join(
+        ROOT, "target", "debug", "cloudrun-observability")
+
+
+def filters(env, d):
+    """Every alert, SLO and log-based metric filter parses with the emulator's parsers."""
+    rc, out = env.run([PY, os.path.join(HERE, "checks.py"), "filters", os.path.join(d, "terraform")])
+    if rc != 0:
+        return rc, out
+    p = subprocess.run([service_binary(), "check-filters"], input=out, capture_output=True, text=True)
+    return p.returncode, p.stdout + p.stderr
+
+
 CHECKS = [
     ("terraform fmt -check", fmt),
     ("terraform validate against the google 6.50.0 schema", validate),
@@ -180,6 +195,7 @@ CHECKS = [
     ("yamllint cloudbuild.yaml", yamllint),
     ("cloudbuild.yaml schema and substitutions", cloudbuild_schema),
     ("Dockerfile build command, bases, entrypoint", dockerfile),
+    ("alert and log-metric filters parse with the emulator's parsers", filters),
 ]
 
 
@@ -246,6 +262,16 @@ NEGATIVES = [
     ("cloudbuild.yaml: broken indentation",
      lambda d: edit(os.path.join(d, "cloudbuild.yaml"), "\n  _REPO: ", "\n   _REPO: "),
      yamllint, "error"),
+    ("log-based metric filter typo (severity>=EROR)",
+     lambda d: edit(tfpath(d, "logging.tf"), "AND severity>=ERROR\"", "AND severity>=EROR\""),
+     filters, 'unknown severity "EROR"'),
+    ("log-based metric filter typo (jsonPaylod)",
+     lambda d: edit(tfpath(d, "logging.tf"), 'AND jsonPayload.dependency=\\"payments\\""',
+                    'AND jsonPaylod.dependency=\\"payments\\""'),
+     filters, 'unknown LogEntry field "jsonPaylod"'),
+    ("alert filter typo (metric.tpye)",
+     lambda d: edit(tfpath(d, "monitoring.tf"), 'filter     = "metric.type=', 'filter     = "metric.tpye='),
+     filters, "metric.tpye"),
     ("Dockerfile: release build without --locked",
      lambda d: edit(os.path.join(d, "Dockerfile"), "RUN cargo build --release --locked", "RUN cargo build --release"),
      dockerfile, "cargo build --release --locked"),
@@ -281,6 +307,8 @@ def main():
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="infra-check-") as work:
         env = Env(work, args.schema)
+        if not os.path.exists(service_binary()):
+            subprocess.run(["cargo", "build", "--quiet", "--locked"], cwd=ROOT, check=True)
         # Build the schema's protobuf cache once, before parallel runs race to write it.
         env.terraform(env.copy() + "/terraform", "validate", "-no-color")
         with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cloudrun_observability::config::Config;
+use cloudrun_observability::emulator::filter_check::check_filters;
 use cloudrun_observability::emulator::{Emulator, EmulatorConfig};
 
 /// An observable bookshop API for Google Cloud Run.
@@ -43,6 +44,10 @@ enum Command {
         #[arg(long, default_value_t = EmulatorConfig::default().max_points)]
         max_points: usize,
     },
+    /// Check filters with the emulator's parsers: reads JSON lines
+    /// {resource, attribute, language, filter} from stdin, as
+    /// `infra-check/checks.py filters terraform` prints them.
+    CheckFilters,
 }
 
 #[tokio::main]
@@ -67,6 +72,23 @@ async fn main() -> anyhow::Result<()> {
                 ..EmulatorConfig::default()
             };
             Emulator::run_until_signal(config).await?;
+        }
+        Command::CheckFilters => {
+            let report = check_filters(std::io::stdin().lock())?;
+            for skipped in &report.skipped {
+                println!("skipped (an SLO selector, not a time-series filter): {skipped}");
+            }
+            for failure in &report.failures {
+                eprintln!("FAILED: {failure}");
+            }
+            println!(
+                "filters: {} parsed, {} failed",
+                report.checked,
+                report.failures.len()
+            );
+            if !report.failures.is_empty() {
+                std::process::exit(1);
+            }
         }
     }
     Ok(())

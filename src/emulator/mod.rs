@@ -13,6 +13,8 @@
 
 pub mod aggregation;
 pub mod filter;
+pub mod filter_check;
+pub mod log_filter;
 pub mod metric_store;
 pub mod monitoring;
 pub mod monitoring_validation;
