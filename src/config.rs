@@ -47,6 +47,9 @@ pub struct Config {
     /// `GCE_METADATA_HOST`: where the metadata server is (tests run a
     /// stand-in); on Cloud Run, `metadata.google.internal`.
     pub metadata_host: Option<String>,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: the most finished spans waiting for export
+    /// (default 2048); past it, spans are dropped and counted.
+    pub span_queue_size: usize,
 }
 
 /// Where traces and metrics go.
@@ -86,6 +89,10 @@ pub enum ConfigError {
         reason: &'static str,
     },
 }
+
+/// Finished spans waiting for export, at most, by default: OpenTelemetry's
+/// default, a few MB at a few hundred bytes a span.
+pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 2048;
 
 /// The service name used when not on Cloud Run.
 pub const LOCAL_SERVICE_NAME: &str = "cloudrun-observability";
@@ -158,6 +165,19 @@ impl Config {
             )?,
             emulator_host: var("CLOUD_OPS_EMULATOR_HOST").map(|host| host.trim().to_owned()),
             metadata_host: var("GCE_METADATA_HOST").map(|host| host.trim().to_owned()),
+            span_queue_size: match var("OTEL_BSP_MAX_QUEUE_SIZE") {
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(size) if size > 0 => size,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "OTEL_BSP_MAX_QUEUE_SIZE",
+                            value,
+                            reason: "expected a positive number of spans",
+                        })
+                    }
+                },
+                None => DEFAULT_SPAN_QUEUE_SIZE,
+            },
         })
     }
 

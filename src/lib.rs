@@ -10,10 +10,12 @@
 //!   one way to start the service, for the binary and the tests alike.
 //! - [`telemetry`]: logs, trace context, Error Reporting.
 //! - [`emulator`]: the local stand-in for Cloud Trace and Cloud Monitoring.
+//! - [`loadgen`]: realistic traffic for the service.
 
 pub mod app;
 pub mod config;
 pub mod emulator;
+pub mod loadgen;
 pub mod telemetry;
 
 use std::time::Duration;

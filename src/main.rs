@@ -2,12 +2,14 @@
 //! the service or the emulator. Everything else lives in the library.
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cloudrun_observability::config::Config;
 use cloudrun_observability::emulator::filter_check::check_filters;
 use cloudrun_observability::emulator::{Emulator, EmulatorConfig};
+use cloudrun_observability::loadgen::{self, LoadgenConfig};
 
 /// An observable bookshop API for Google Cloud Run.
 ///
@@ -44,6 +46,31 @@ enum Command {
         #[arg(long, default_value_t = EmulatorConfig::default().max_points)]
         max_points: usize,
     },
+    /// Send realistic traffic (visitors with session cookies, catalog reads,
+    /// orders, faults) and print requests, status counts and latencies.
+    Loadgen {
+        /// Base URL of the service.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        target: String,
+        /// Requests started per second.
+        #[arg(long, default_value_t = 20.0)]
+        rps: f64,
+        /// How long: `90` (seconds), `90s`, `2m`, `500ms`.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Share of requests sent to /api/faults/error (0.0 to 1.0).
+        #[arg(long, default_value_t = 0.0)]
+        errors: f64,
+        /// Send a tenth of the requests to /api/faults/slow?ms=N (0: none).
+        #[arg(long, default_value_t = 0)]
+        slow_ms: u64,
+        /// Distinct visitors (session cookies).
+        #[arg(long, default_value_t = 20)]
+        visitors: usize,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Check filters with the emulator's parsers: reads JSON lines
     /// {resource, attribute, language, filter} from stdin, as
     /// `infra-check/checks.py filters terraform` prints them.
@@ -73,6 +100,27 @@ async fn main() -> anyhow::Result<()> {
             };
             Emulator::run_until_signal(config).await?;
         }
+        Command::Loadgen {
+            target,
+            rps,
+            duration,
+            errors,
+            slow_ms,
+            visitors,
+            quiet,
+        } => {
+            let summary = loadgen::run(LoadgenConfig {
+                target,
+                rps,
+                duration,
+                error_share: errors,
+                slow_ms,
+                visitors,
+                progress: !quiet,
+            })
+            .await?;
+            println!("{}", summary.report());
+        }
         Command::CheckFilters => {
             let report = check_filters(std::io::stdin().lock())?;
             for skipped in &report.skipped {
@@ -92,4 +140,26 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `90`, `90s`, `2m`, `500ms`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, "s"), |at| text.split_at(at));
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 2m or 500ms"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {text:?}: use ms, s or m"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|error| format!("{text:?}: {error}"))
 }

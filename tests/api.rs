@@ -19,51 +19,21 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
 #[tokio::test]
 async fn root_health_and_books_answer_json() {
     let service = spawn_service(&[("K_SERVICE", "frontend"), ("K_REVISION", "frontend-00042")]);
-    let root: Value = service
-        .http
-        .get(service.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let root: Value = service.get("/").await.json().await.unwrap();
     assert_eq!(root["service"], "frontend");
     assert_eq!(root["revision"], "frontend-00042");
     assert_eq!(root["version"], env!("CARGO_PKG_VERSION"));
 
-    let health = service
-        .http
-        .get(service.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let health = service.get("/healthz").await;
     assert_eq!(health.status(), 200);
 
-    let books: Value = service
-        .http
-        .get(service.url("/api/books"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let books: Value = service.get("/api/books").await.json().await.unwrap();
     assert_eq!(books["books"].as_array().unwrap().len(), 8);
-    let book: Value = service
-        .http
-        .get(service.url("/api/books/4"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let book: Value = service.get("/api/books/4").await.json().await.unwrap();
     assert_eq!(book["title"], "Designing Data-Intensive Applications");
 
     for missing in ["/api/books/999", "/api/books/abc", "/api/books/-1"] {
-        let (status, error) =
-            error_of(service.http.get(service.url(missing)).send().await.unwrap()).await;
+        let (status, error) = error_of(service.get(missing).await).await;
         assert_eq!(status, 404, "{missing}");
         assert_eq!(error["code"], "not_found");
     }
@@ -72,15 +42,7 @@ async fn root_health_and_books_answer_json() {
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_get_json_errors() {
     let service = spawn_service(&[]);
-    let (status, error) = error_of(
-        service
-            .http
-            .get(service.url("/../../etc/passwd"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, error) = error_of(service.get("/../../etc/passwd").await).await;
     assert_eq!(status, 404);
     assert_eq!(error["code"], "not_found");
     let (status, error) = error_of(
@@ -100,12 +62,8 @@ async fn unknown_routes_and_wrong_methods_get_json_errors() {
 async fn an_order_goes_through_inventory_and_payments() {
     let service = spawn_service(&[]);
     let response = service
-        .http
-        .post(service.url("/api/orders"))
-        .json(&json!({"book_id": 3, "quantity": 2}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/orders", &json!({"book_id": 3, "quantity": 2}))
+        .await;
     assert_eq!(response.status(), 201);
     let order: Value = response.json().await.unwrap();
     assert_eq!(order["total_cents"], 2 * 5299);
@@ -129,12 +87,8 @@ async fn an_order_for_more_than_the_stock_is_a_conflict() {
     // Book 8 has 3 copies.
     let (status, error) = error_of(
         service
-            .http
-            .post(service.url("/api/orders"))
-            .json(&json!({"book_id": 8, "quantity": 5}))
-            .send()
-            .await
-            .unwrap(),
+            .post_json("/api/orders", &json!({"book_id": 8, "quantity": 5}))
+            .await,
     )
     .await;
     assert_eq!(status, 409);
@@ -234,34 +188,13 @@ async fn bad_order_bodies_get_clear_client_errors() {
 async fn the_slow_route_sleeps_and_refuses_too_long_a_wait() {
     let service = spawn_service(&[]);
     let started = std::time::Instant::now();
-    let response = service
-        .http
-        .get(service.url("/api/faults/slow?ms=300"))
-        .send()
-        .await
-        .unwrap();
+    let response = service.get("/api/faults/slow?ms=300").await;
     assert_eq!(response.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
-    let (status, error) = error_of(
-        service
-            .http
-            .get(service.url("/api/faults/slow?ms=10001"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, error) = error_of(service.get("/api/faults/slow?ms=10001").await).await;
     assert_eq!(status, 400);
     assert_eq!(error["field"], "ms");
-    let (status, _) = error_of(
-        service
-            .http
-            .get(service.url("/api/faults/slow?ms=soon"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = error_of(service.get("/api/faults/slow?ms=soon").await).await;
     assert_eq!(status, 400);
 }
 
@@ -273,28 +206,18 @@ async fn fault_routes_are_off_on_cloud_run_unless_enabled() {
         "/api/faults/panic",
         "/api/faults/slow?ms=1",
     ] {
-        let response = on_run.http.get(on_run.url(path)).send().await.unwrap();
+        let response = on_run.get(path).await;
         assert_eq!(response.status(), 404, "{path}");
     }
     let enabled = spawn_service(&[("K_SERVICE", "frontend"), ("ENABLE_FAULT_ROUTES", "true")]);
-    let response = enabled
-        .http
-        .get(enabled.url("/api/faults/error"))
-        .send()
-        .await
-        .unwrap();
+    let response = enabled.get("/api/faults/error").await;
     assert_eq!(response.status(), 500);
 }
 
 #[tokio::test]
 async fn a_visitor_gets_one_session_cookie_and_probes_get_none() {
     let service = spawn_service(&[("K_SERVICE", "frontend")]);
-    let first = service
-        .http
-        .get(service.url("/api/books"))
-        .send()
-        .await
-        .unwrap();
+    let first = service.get("/api/books").await;
     let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("sid="), "{cookie}");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Secure"] {
@@ -310,12 +233,7 @@ async fn a_visitor_gets_one_session_cookie_and_probes_get_none() {
         .unwrap();
     assert!(again.headers().get("set-cookie").is_none());
 
-    let probe = service
-        .http
-        .get(service.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let probe = service.get("/healthz").await;
     assert!(probe.headers().get("set-cookie").is_none());
 }
 
@@ -362,4 +280,44 @@ async fn sigterm_does_not_wait_forever_for_a_slow_request() {
         .wait_exit(Duration::from_secs(10))
         .expect("exits within 10 s");
     assert!(took < Duration::from_secs(9), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_project_the_service_embeds_an_emulator_and_says_where() {
+    let mut service = spawn_service(&[("OTEL_BSP_SCHEDULE_DELAY", "100")]);
+    let line = service
+        .wait_for_entries(1, |entry| entry["emulator"].is_string())
+        .await
+        .pop()
+        .expect("a line naming the embedded emulator");
+    let emulator = line["emulator"].as_str().unwrap().to_owned();
+    assert!(line["message"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("http://{emulator}/")));
+    assert!(
+        emulator.starts_with("127.0.0.1:"),
+        "loopback only: {emulator}"
+    );
+    assert_eq!(service.get("/api/books/1").await.status(), 200);
+    let status_url = format!("http://{emulator}/api/status");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status: Value = reqwest::get(&status_url)
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["traces"]["spans_stored"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no span reached the embedded emulator: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    service.sigterm();
+    assert!(service.wait_exit(Duration::from_secs(10)).is_some());
 }

@@ -182,12 +182,8 @@ async fn on_cloud_run_the_frontend_calls_the_backend_with_an_id_token() {
         ("TELEMETRY", "off"),
     ]);
     let response = frontend
-        .http
-        .post(frontend.url("/api/orders"))
-        .json(&json!({"book_id": 1, "quantity": 1}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/orders", &json!({"book_id": 1, "quantity": 1}))
+        .await;
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
     let expected = format!("Bearer id-token-for:{backend_url}");
     assert_eq!(
@@ -210,12 +206,8 @@ async fn without_an_id_token_the_order_fails_clearly() {
         ("DOWNSTREAM_URL", &backend_url),
     ]);
     let response = frontend
-        .http
-        .post(frontend.url("/api/orders"))
-        .json(&json!({"book_id": 1, "quantity": 1}))
-        .send()
-        .await
-        .unwrap();
+        .post_json("/api/orders", &json!({"book_id": 1, "quantity": 1}))
+        .await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "inventory_unavailable");

@@ -18,7 +18,7 @@ const ERROR_EVENT: &str =
 async fn request_lines_carry_http_request_and_severity_follows_status() {
     let service = spawn_service(&[]);
     for path in ["/api/books/1", "/api/books/999", "/api/faults/error"] {
-        service.http.get(service.url(path)).send().await.unwrap();
+        service.get(path).await;
     }
 
     let ok = &service.request_lines("/api/books/1", 1).await[0];
@@ -225,24 +225,14 @@ async fn a_panic_is_reported_and_the_service_keeps_serving() {
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
 
-    let next = service
-        .http
-        .get(service.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    let next = service.get("/healthz").await;
     assert_eq!(next.status(), 200);
 }
 
 #[tokio::test]
 async fn with_rust_backtrace_a_panic_carries_its_backtrace() {
     let service = spawn_service(&[("RUST_BACKTRACE", "1")]);
-    service
-        .http
-        .get(service.url("/api/faults/panic"))
-        .send()
-        .await
-        .unwrap();
+    service.get("/api/faults/panic").await;
     let reports = service
         .wait_for_entries(1, |entry| entry["errorType"] == "panic")
         .await;
@@ -254,12 +244,11 @@ async fn with_rust_backtrace_a_panic_carries_its_backtrace() {
 async fn a_payment_failure_is_logged_once_with_its_cause() {
     let service = spawn_service(&[("PAYMENT_FAILURE_RATE", "1.0")]);
     let response = service
-        .http
-        .post(service.url("/api/orders"))
-        .json(&serde_json::json!({"book_id": 3, "quantity": 1}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/api/orders",
+            &serde_json::json!({"book_id": 3, "quantity": 1}),
+        )
+        .await;
     assert_eq!(response.status(), 502);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "payment_failed");
@@ -327,12 +316,7 @@ async fn secrets_never_reach_the_logs() {
         .send()
         .await
         .unwrap();
-    let response = service
-        .http
-        .get(service.url("/api/books"))
-        .send()
-        .await
-        .unwrap();
+    let response = service.get("/api/books").await;
     let set_cookie = response.headers()["set-cookie"]
         .to_str()
         .unwrap()
@@ -379,12 +363,7 @@ async fn user_input_cannot_forge_a_log_line() {
 #[tokio::test]
 async fn pretty_format_prints_human_lines() {
     let service = spawn_service(&[("LOG_FORMAT", "pretty")]);
-    service
-        .http
-        .get(service.url("/healthz"))
-        .send()
-        .await
-        .unwrap();
+    service.get("/healthz").await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !service
         .lines()
@@ -404,12 +383,7 @@ async fn pretty_format_prints_human_lines() {
 #[tokio::test]
 async fn telemetry_off_writes_nothing() {
     let service = spawn_service(&[("TELEMETRY", "off")]);
-    let response = service
-        .http
-        .get(service.url("/api/books/1"))
-        .send()
-        .await
-        .unwrap();
+    let response = service.get("/api/books/1").await;
     assert_eq!(response.status(), 200);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert!(service.lines().is_empty(), "{:?}", service.lines());

@@ -257,12 +257,7 @@ async fn with_the_emulator_down_requests_still_succeed_and_drops_are_reported_on
     drop(closed);
     let mut service = spawn_service(&exporting_to(&host, &[]));
     for n in 0..30 {
-        let response = service
-            .http
-            .get(service.url(&format!("/api/books/1?n={n}")))
-            .send()
-            .await
-            .unwrap();
+        let response = service.get(&format!("/api/books/1?n={n}")).await;
         assert_eq!(response.status(), 200);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -300,12 +295,7 @@ async fn an_emulator_that_rejects_the_spans_does_not_affect_requests() {
         &[("GOOGLE_CLOUD_PROJECT", "bad project")],
     ));
     for _ in 0..5 {
-        let response = service
-            .http
-            .get(service.url("/api/books/3"))
-            .send()
-            .await
-            .unwrap();
+        let response = service.get("/api/books/3").await;
         assert_eq!(response.status(), 200);
     }
     stop(&mut service).await;
@@ -327,4 +317,73 @@ async fn an_emulator_that_rejects_the_spans_does_not_affect_requests() {
             .await
             .unwrap();
     assert!(status["traces"]["requests_rejected"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_every_finished_span() {
+    let emulator = TestEmulator::start().await;
+    let host = emulator.emulator.local_addr().to_string();
+    // No periodic export within the test: only the shutdown flush sends.
+    let mut service = spawn_service(&[
+        ("CLOUD_OPS_EMULATOR_HOST", &host),
+        ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
+    ]);
+    for n in 0..20 {
+        let response = service.get(&format!("/api/books/{}", n % 8 + 1)).await;
+        assert_eq!(response.status(), 200);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(emulator.emulator.store().traces.stats().spans_stored, 0);
+    stop(&mut service).await;
+    let stored = emulator.emulator.store().traces.spans();
+    let books = stored
+        .iter()
+        .filter(|span| span.span.display_name.as_ref().unwrap().value == "GET /api/books/{id}")
+        .count();
+    assert_eq!(books, 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_span_queue_drops_and_counts_instead_of_growing() {
+    // An endpoint that accepts connections and never answers: the first
+    // export hangs, so the queue (5 spans) stays full.
+    let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let host = blackhole.local_addr().unwrap().to_string();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = blackhole.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut service = spawn_service(&[
+        ("CLOUD_OPS_EMULATOR_HOST", &host),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "5"),
+    ]);
+    for _ in 0..12 {
+        assert_eq!(service.get("/api/books/1").await.status(), 200);
+    }
+    stop(&mut service).await;
+    let flushed = service
+        .entries()
+        .into_iter()
+        .find(|entry| {
+            entry["message"] == "traces flushed"
+                || entry["message"] == "traces could not be flushed"
+        })
+        .expect("a flush summary");
+    let counts = service
+        .entries()
+        .into_iter()
+        .filter(|entry| entry["signal"] == "traces" && entry["severity"] == "WARNING")
+        .collect::<Vec<_>>();
+    assert_eq!(counts.len(), 1, "one warning: {counts:#?}");
+    assert_eq!(counts[0]["dropped"], 1, "warned at the first drop");
+    assert!(counts[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("export queue full"));
+    // The hanging export never finishes within the grace period, and says so.
+    assert_eq!(flushed["message"], "traces could not be flushed");
+    assert_eq!(flushed["dropped"], 7, "{flushed}");
+    assert_eq!(flushed["exported"], 0, "{flushed}");
 }

@@ -83,15 +83,25 @@ impl TelemetryGuard {
         let result =
             tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
         let counts = self.trace_health.counts();
-        match result {
-            Ok(Ok(())) => tracing::info!(
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        match error {
+            None => tracing::info!(
                 exported = counts.exported,
                 failed = counts.failed,
                 dropped = counts.dropped,
                 "traces flushed"
             ),
-            Ok(Err(error)) => tracing::warn!(%error, "traces could not be flushed"),
-            Err(error) => tracing::warn!(%error, "traces could not be flushed"),
+            Some(error) => tracing::warn!(
+                exported = counts.exported,
+                failed = counts.failed,
+                dropped = counts.dropped,
+                %error,
+                "traces could not be flushed"
+            ),
         }
     }
 }
@@ -116,6 +126,7 @@ pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard,
         identity.project_id.clone(),
         endpoint,
         config.trace_sampling_ratio,
+        config.span_queue_size,
         Arc::clone(&trace_health),
     );
     logging::install(config, Some(provider.tracer(env!("CARGO_PKG_NAME"))))?;

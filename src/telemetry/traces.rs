@@ -25,16 +25,13 @@ use super::sampler::CloudRunSampler;
 use super::trace_context::{RemoteParent, SpanId, TraceContext, TraceId};
 use super::Endpoint as TraceEndpoint;
 
-/// The most spans waiting for export; past it, new spans are dropped and
-/// counted. At a few hundred bytes a span, this bounds the queue to a few MB.
-pub const MAX_QUEUED_SPANS: usize = 2048;
-
 /// Builds the tracer provider: sampler, batch processor, exporter.
 pub fn tracer_provider(
     resource: Resource,
     project_id: String,
     endpoint: TraceEndpoint,
     sampling_ratio: f64,
+    queue_size: usize,
     health: Arc<ExportHealth>,
 ) -> SdkTracerProvider {
     let queued = Arc::new(AtomicUsize::new(0));
@@ -43,11 +40,12 @@ pub fn tracer_provider(
         exported.fetch_sub(n, Ordering::AcqRel);
     });
     // OTEL_BSP_* variables still tune the delay and batch size; the queue
-    // is ours to bound.
+    // bound is the same for the SDK's queue and the counting in front of it,
+    // so the SDK never drops a span uncounted.
     let batch = BatchSpanProcessor::builder(exporter)
         .with_batch_config(
             BatchConfigBuilder::default()
-                .with_max_queue_size(MAX_QUEUED_SPANS)
+                .with_max_queue_size(queue_size)
                 .build(),
         )
         .build();
@@ -57,7 +55,7 @@ pub fn tracer_provider(
         .with_span_processor(CountingProcessor {
             inner: batch,
             queued,
-            capacity: MAX_QUEUED_SPANS,
+            capacity: queue_size,
             health,
         })
         .build()

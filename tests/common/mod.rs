@@ -151,6 +151,25 @@ impl ServiceProcess {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET path`, panicking if the request cannot be sent.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET sent")
+    }
+
+    /// `POST path` with a JSON body, panicking if the request cannot be sent.
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST sent")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
