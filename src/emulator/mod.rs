@@ -19,6 +19,7 @@ pub mod metric_store;
 pub mod monitoring;
 pub mod monitoring_validation;
 pub mod status;
+pub mod terraform;
 pub mod timestamp;
 pub mod trace;
 pub mod trace_filter;
