@@ -668,4 +668,106 @@ mod tests {
         assert_eq!(label("job"), Some("frontend-00002"));
         assert_eq!(label("task_id"), Some("00bf4bf0"));
     }
+
+    /// Maps what the SDK itself aggregated, on the export path.
+    #[derive(Debug)]
+    struct Capture {
+        mapped: std::sync::Arc<Mutex<Vec<MappedSeries>>>,
+        deviations: std::sync::Arc<Deviations>,
+    }
+
+    impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for Capture {
+        fn export(
+            &self,
+            metrics: &ResourceMetrics,
+        ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send
+        {
+            let resource = MonitoredResource::default();
+            let mapped = to_time_series(metrics, &resource, &self.deviations);
+            self.mapped.lock().unwrap().extend(mapped);
+            std::future::ready(Ok(()))
+        }
+        fn force_flush(&self) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> opentelemetry_sdk::error::OTelSdkResult {
+            Ok(())
+        }
+        fn temporality(&self) -> Temporality {
+            Temporality::Cumulative
+        }
+    }
+
+    #[test]
+    fn the_sdks_histogram_counter_and_gauge_map_to_distribution_cumulative_and_gauge() {
+        use opentelemetry::metrics::MeterProvider as _;
+        let mapped = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let deviations = std::sync::Arc::new(Deviations::new(10));
+        let exporter = Capture {
+            mapped: std::sync::Arc::clone(&mapped),
+            deviations: std::sync::Arc::clone(&deviations),
+        };
+        let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+            .with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build())
+            .build();
+        let meter = provider.meter("test");
+        let histogram = meter
+            .f64_histogram("latency")
+            .with_boundaries(vec![0.01, 0.1, 1.0])
+            .build();
+        let attributes = [
+            KeyValue::new("http.request.method", "GET"),
+            KeyValue::new("http.response.status_code", 200_i64),
+        ];
+        for value in [0.005, 0.02, 0.05, 0.5, 2.0] {
+            histogram.record(value, &attributes);
+            deviations.record("latency", &attributes, value);
+        }
+        meter.u64_counter("orders").build().add(2, &[]);
+        let _gauge = meter
+            .u64_observable_gauge("active")
+            .with_callback(|observer| observer.observe(7, &[]))
+            .build();
+        provider.force_flush().unwrap();
+
+        let mapped = mapped.lock().unwrap().clone();
+        let find = |suffix: &str| {
+            mapped
+                .iter()
+                .find(|m| m.series.metric.as_ref().unwrap().r#type.ends_with(suffix))
+                .unwrap_or_else(|| panic!("no {suffix} in {mapped:#?}"))
+                .series
+                .clone()
+        };
+        let value = |series: &TimeSeries| series.points[0].value.clone().unwrap().value.unwrap();
+
+        let latency = find("/latency");
+        assert_eq!(latency.metric_kind, MetricKind::Cumulative as i32);
+        assert_eq!(
+            latency.metric.as_ref().unwrap().labels,
+            [
+                ("http_request_method".to_owned(), "GET".to_owned()),
+                ("http_response_status_code".to_owned(), "200".to_owned())
+            ]
+            .into()
+        );
+        let interval = latency.points[0].interval.clone().unwrap();
+        assert!(interval.start_time.unwrap() != interval.end_time.unwrap());
+        let typed_value::Value::DistributionValue(distribution) = value(&latency) else {
+            panic!("not a distribution");
+        };
+        assert_eq!(distribution.bucket_counts, vec![1, 2, 1, 1]);
+        assert_eq!(distribution.count, 5);
+        assert!((distribution.mean - 0.515).abs() < 1e-12);
+        assert!((distribution.sum_of_squared_deviation - 2.9268).abs() < 1e-12);
+
+        let orders = find("/orders");
+        assert_eq!(orders.metric_kind, MetricKind::Cumulative as i32);
+        assert_eq!(value(&orders), typed_value::Value::Int64Value(2));
+
+        let active = find("/active");
+        assert_eq!(active.metric_kind, MetricKind::Gauge as i32);
+        assert_eq!(active.points[0].interval.as_ref().unwrap().start_time, None);
+        assert_eq!(value(&active), typed_value::Value::Int64Value(7));
+    }
 }
