@@ -751,7 +751,7 @@ mod tests {
             ]
             .into()
         );
-        let interval = latency.points[0].interval.clone().unwrap();
+        let interval = latency.points[0].interval.unwrap();
         assert!(interval.start_time.unwrap() != interval.end_time.unwrap());
         let typed_value::Value::DistributionValue(distribution) = value(&latency) else {
             panic!("not a distribution");
