@@ -64,6 +64,10 @@ pub const MIN_SAMPLING_PERIOD: Duration = Duration::from_secs(5);
 /// service's four instruments stay below it.
 pub const MAX_REMEMBERED_SERIES: usize = 10_000;
 
+/// Added to the wait before the final export, so that the collection after
+/// it is surely 5 s past every series' previous point.
+const FINAL_EXPORT_MARGIN: Duration = Duration::from_millis(100);
+
 /// Waits before each retry of an UNAVAILABLE call.
 const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
 

@@ -23,7 +23,7 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use super::cloud_monitoring_exporter::{
-    CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle,
+    CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle, MIN_SAMPLING_PERIOD,
 };
 use super::cloud_monitoring_mapping::{generic_task, Deviations, MetricSpec};
 use super::error_reporting::ErrorType;
@@ -80,6 +80,12 @@ pub const ORDERS: MetricSpec = MetricSpec {
 
 /// Every custom metric, for the descriptors created at start-up.
 pub const SPECS: [MetricSpec; 4] = [REQUEST_DURATION, ERRORS, SESSIONS_ACTIVE, ORDERS];
+
+/// Added to the shortest export interval: the SDK's timer measures each
+/// interval from the end of the previous export, so two collections 5 s
+/// apart can be a few milliseconds short of the 5 s Cloud Monitoring wants
+/// between points (M8), and every other export would be held back.
+pub const READER_SLACK: Duration = Duration::from_millis(250);
 
 /// The most histogram series whose exact sum of squared deviation is kept.
 const MAX_DEVIATION_SERIES: usize = 2_000;
@@ -210,7 +216,7 @@ pub fn install(
     });
     let handle = exporter.handle();
     let reader = PeriodicReader::builder(exporter)
-        .with_interval(interval)
+        .with_interval(interval.max(MIN_SAMPLING_PERIOD + READER_SLACK))
         .build();
     let provider = SdkMeterProvider::builder()
         .with_resource(identity.to_resource())
@@ -272,12 +278,20 @@ impl MetricsPipeline {
     /// periodic export): when the deadline allows, this first waits until
     /// every series may take a point; otherwise the exporter holds back the
     /// series that may not, and their previous point stays the last word.
+    /// (Requests have drained by then: a periodic export that slips in
+    /// during the wait already carries the final values.)
     pub async fn shutdown(self, deadline: Instant) {
         set_current(None);
         let wait = self.exporter.wait_before_final_export();
         // The export itself needs a moment too.
         let export_allowance = Duration::from_millis(500);
-        if Instant::now() + wait + export_allowance <= deadline {
+        let waits = Instant::now() + wait + export_allowance <= deadline;
+        tracing::debug!(
+            wait_ms = wait.as_millis(),
+            waits,
+            "final metric export: waiting for the sampling period"
+        );
+        if waits {
             tokio::time::sleep(wait).await;
         }
         let remaining = deadline.saturating_duration_since(Instant::now());
