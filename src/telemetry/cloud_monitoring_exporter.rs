@@ -236,7 +236,7 @@ impl MetricsExporterHandle {
         let latest = self.shared.history_lock().latest;
         latest
             .and_then(|latest| {
-                (latest + MIN_SAMPLING_PERIOD)
+                (latest + MIN_SAMPLING_PERIOD + FINAL_EXPORT_MARGIN)
                     .duration_since(SystemTime::now())
                     .ok()
             })
