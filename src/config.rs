@@ -9,6 +9,7 @@
 //! environment without touching the process's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -50,6 +51,35 @@ pub struct Config {
     /// `OTEL_BSP_MAX_QUEUE_SIZE`: the most finished spans waiting for export
     /// (default 2048); past it, spans are dropped and counted.
     pub span_queue_size: usize,
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds, as the OpenTelemetry
+    /// spec says): how often metrics are exported. Default 60 s; never below
+    /// [`MIN_METRIC_EXPORT_INTERVAL`].
+    pub metric_export_interval: MetricExportInterval,
+}
+
+/// The shortest export interval: Cloud Monitoring accepts one point per
+/// series every 5 s (rule M8).
+pub const MIN_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The default export interval, the OpenTelemetry spec's.
+pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The metric export interval, and what was asked for when that was too
+/// short (so telemetry can warn once logging is up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricExportInterval {
+    pub interval: Duration,
+    /// The requested interval when it was raised to the minimum.
+    pub raised_from: Option<Duration>,
+}
+
+impl Default for MetricExportInterval {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_METRIC_EXPORT_INTERVAL,
+            raised_from: None,
+        }
+    }
 }
 
 /// Where traces and metrics go.
@@ -178,6 +208,7 @@ impl Config {
                 },
                 None => DEFAULT_SPAN_QUEUE_SIZE,
             },
+            metric_export_interval: parse_export_interval(var("OTEL_METRIC_EXPORT_INTERVAL"))?,
         })
     }
 
@@ -233,6 +264,33 @@ fn parse_ratio(
             reason: "expected a number from 0.0 to 1.0",
         }),
     }
+}
+
+/// Milliseconds, raised to [`MIN_METRIC_EXPORT_INTERVAL`] when shorter.
+fn parse_export_interval(value: Option<String>) -> Result<MetricExportInterval, ConfigError> {
+    let Some(value) = value else {
+        return Ok(MetricExportInterval::default());
+    };
+    let millis = value
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| ConfigError::Invalid {
+            name: "OTEL_METRIC_EXPORT_INTERVAL",
+            value,
+            reason: "expected a number of milliseconds",
+        })?;
+    let requested = Duration::from_millis(millis);
+    Ok(if requested < MIN_METRIC_EXPORT_INTERVAL {
+        MetricExportInterval {
+            interval: MIN_METRIC_EXPORT_INTERVAL,
+            raised_from: Some(requested),
+        }
+    } else {
+        MetricExportInterval {
+            interval: requested,
+            raised_from: None,
+        }
+    })
 }
 
 /// Accepts the spellings people write in environment files.
@@ -336,6 +394,34 @@ mod tests {
                 .service_name(),
             "shop"
         );
+    }
+
+    #[test]
+    fn metric_export_interval_is_milliseconds_and_never_below_5_s() {
+        let interval = |value: &str| {
+            config(&[("OTEL_METRIC_EXPORT_INTERVAL", value)])
+                .unwrap()
+                .metric_export_interval
+        };
+        assert_eq!(
+            config(&[]).unwrap().metric_export_interval.interval,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            interval("15000"),
+            MetricExportInterval {
+                interval: Duration::from_secs(15),
+                raised_from: None
+            }
+        );
+        assert_eq!(
+            interval("1000"),
+            MetricExportInterval {
+                interval: Duration::from_secs(5),
+                raised_from: Some(Duration::from_secs(1))
+            }
+        );
+        assert!(config(&[("OTEL_METRIC_EXPORT_INTERVAL", "60s")]).is_err());
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod emulator;
 pub mod loadgen;
 pub mod telemetry;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -27,9 +27,28 @@ use crate::config::{Config, TelemetryBackend};
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorError, RunningEmulator};
 use crate::telemetry::{Endpoint, TelemetryError};
 
-/// How long telemetry may take to flush at shutdown: what is left of Cloud
-/// Run's 10 s grace period after draining.
+/// How long Cloud Run waits after SIGTERM before it kills the container.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Kept free at the end of the grace period, for logging "stopped" and
+/// exiting before SIGKILL.
+const EXIT_MARGIN: Duration = Duration::from_millis(500);
+
+/// The least time telemetry gets to flush, even when draining used up the
+/// grace period (SIGKILL then cuts it short; without it, nothing is sent).
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long telemetry may take to flush once requests have drained: what
+/// is left of the grace period since the signal, and never less than
+/// [`FLUSH_TIMEOUT`]. The metric flush may need up to 5 s of it, to keep
+/// its final points 5 s after the previous ones (Cloud Monitoring's
+/// sampling period); after a quick drain there is time for that.
+pub fn flush_budget(since_signal: Duration) -> Duration {
+    GRACE_PERIOD
+        .saturating_sub(EXIT_MARGIN)
+        .saturating_sub(since_signal)
+        .max(FLUSH_TIMEOUT)
+}
 
 /// Why the service stopped with an error.
 #[derive(Debug, Error)]
@@ -51,6 +70,7 @@ pub async fn run_service(config: Config) -> Result<(), ServiceError> {
     let (endpoint, embedded) = telemetry_endpoint(&config).await?;
     let telemetry = telemetry::init(&config, endpoint).await?;
     let application = Application::build(&config).await?;
+    telemetry.observe_sessions(application.sessions());
     let addr = application.local_addr();
     tracing::info!(
         address = %addr,
@@ -65,8 +85,14 @@ pub async fn run_service(config: Config) -> Result<(), ServiceError> {
             "Cloud Trace and Cloud Monitoring emulator (no GOOGLE_CLOUD_PROJECT set): console at http://{console}/"
         );
     }
-    application.run_until_stopped(shutdown_signal()).await?;
-    telemetry.shutdown(FLUSH_TIMEOUT).await;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = signalled_tx.send(Instant::now());
+    };
+    application.run_until_stopped(signal).await?;
+    let since_signal = signalled_rx.await.map_or(Duration::ZERO, |at| at.elapsed());
+    telemetry.shutdown(flush_budget(since_signal)).await;
     if let Some(emulator) = embedded {
         emulator.shutdown().await;
     }
@@ -130,5 +156,25 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flush_gets_what_draining_left_of_the_grace_period() {
+        assert_eq!(flush_budget(Duration::ZERO), Duration::from_millis(9_500));
+        assert_eq!(
+            flush_budget(Duration::from_secs(3)),
+            Duration::from_millis(6_500)
+        );
+        assert_eq!(
+            flush_budget(Duration::from_secs(7)),
+            Duration::from_millis(2_500)
+        );
+        assert_eq!(flush_budget(Duration::from_secs(8)), FLUSH_TIMEOUT);
+        assert_eq!(flush_budget(Duration::from_secs(30)), FLUSH_TIMEOUT);
     }
 }

@@ -4,6 +4,9 @@
 //! amount charged with payments, both over real HTTP. A declined or failed
 //! payment answers 502 and is logged once at ERROR with its cause chain; the
 //! request middleware does the logging, from the error this returns.
+//!
+//! Every order, even one whose body does not parse, counts once in
+//! `app.orders` with its outcome.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +19,7 @@ use super::error::AppError;
 use super::extract::AppJson;
 use super::internal::{new_id, ChargeRequest, Payment, Reservation, ReserveRequest};
 use super::AppState;
+use crate::telemetry::metrics::{self, OrderOutcome};
 
 /// The most copies of one book in one order.
 pub const MAX_QUANTITY: i64 = 10;
@@ -39,11 +43,41 @@ pub struct Order {
     pub payment_id: String,
 }
 
+/// The body is taken as a `Result` so that an unreadable order is counted
+/// as rejected too.
 pub async fn create_order(
     State(state): State<AppState>,
-    AppJson(order): AppJson<NewOrder>,
+    order: Result<AppJson<NewOrder>, AppError>,
 ) -> Result<(StatusCode, Json<Order>), AppError> {
-    let (book, quantity) = validate(&order)?;
+    let result = match order {
+        Ok(AppJson(order)) => place_order(&state, &order).await,
+        Err(error) => Err(error),
+    };
+    metrics::record_order(outcome_of(&result));
+    result
+}
+
+/// `app.orders`' outcome: the client's fault (4xx) is `rejected`; a
+/// failure of the payments service or a declined payment `payment_failed`;
+/// any other failure `failed`.
+fn outcome_of<T>(result: &Result<T, AppError>) -> OrderOutcome {
+    match result {
+        Ok(_) => OrderOutcome::Accepted,
+        Err(AppError::Downstream(error)) if error.dependency() == PAYMENTS => {
+            OrderOutcome::PaymentFailed
+        }
+        Err(AppError::Downstream(_) | AppError::Fault(_)) => OrderOutcome::Failed,
+        Err(_) => OrderOutcome::Rejected,
+    }
+}
+
+const PAYMENTS: &str = "payments";
+
+async fn place_order(
+    state: &AppState,
+    order: &NewOrder,
+) -> Result<(StatusCode, Json<Order>), AppError> {
+    let (book, quantity) = validate(order)?;
     let downstream = &state.downstream;
 
     let reserve = ReserveRequest {
@@ -73,7 +107,7 @@ pub async fn create_order(
     };
     let payment: Payment = downstream
         .post_json(
-            "payments",
+            PAYMENTS,
             "charge the payment",
             "/internal/payments/charge",
             &charge,

@@ -10,13 +10,19 @@
 //!   span and trace context and writes its request log line.
 //! - [`error_reporting`]: error entries that Cloud Error Reporting groups,
 //!   including panics.
+//! - [`traces`] with [`cloud_trace_exporter`]: spans to Cloud Trace.
+//! - [`metrics`] with [`cloud_monitoring_exporter`] and
+//!   [`cloud_monitoring_mapping`]: custom metrics to Cloud Monitoring.
 
+pub mod cloud_monitoring_exporter;
+pub mod cloud_monitoring_mapping;
 pub mod cloud_trace_exporter;
 pub mod cloud_trace_mapping;
 pub mod error_reporting;
 pub mod export_health;
 pub mod log_writer;
 pub mod logging;
+pub mod metrics;
 pub mod request_telemetry;
 pub mod resource;
 pub mod sampler;
@@ -25,14 +31,16 @@ pub mod trace_context;
 pub mod traces;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use thiserror::Error;
 
 use self::export_health::{ExportCounts, ExportHealth};
+use self::metrics::MetricsPipeline;
 use self::resource::InstanceIdentity;
+use crate::app::sessions::SessionTracker;
 use crate::config::Config;
 
 /// Where traces and metrics are sent.
@@ -54,10 +62,12 @@ pub enum TelemetryError {
 }
 
 /// Flushes and shuts telemetry down when the service stops.
-#[must_use = "dropping the guard loses the spans not yet exported"]
+#[must_use = "dropping the guard loses the spans and points not yet exported"]
 pub struct TelemetryGuard {
     tracer_provider: Option<SdkTracerProvider>,
     trace_health: Arc<ExportHealth>,
+    metrics: Option<MetricsPipeline>,
+    metric_health: Arc<ExportHealth>,
     identity: Option<InstanceIdentity>,
 }
 
@@ -67,56 +77,94 @@ impl TelemetryGuard {
         self.trace_health.counts()
     }
 
+    /// What the metric exporter wrote and lost so far, in points.
+    pub fn metric_counts(&self) -> ExportCounts {
+        self.metric_health.counts()
+    }
+
+    /// Reports `tracker`'s count as `app.sessions.active` (nothing when
+    /// telemetry is off).
+    pub fn observe_sessions(&self, tracker: Arc<SessionTracker>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_sessions(tracker);
+        }
+    }
+
     /// Who this instance is, as its telemetry says (`None` when off).
     pub fn identity(&self) -> Option<&InstanceIdentity> {
         self.identity.as_ref()
     }
 
-    /// Exports every finished span, within `timeout` (the rest of Cloud
-    /// Run's 10 s grace period).
+    /// Exports every finished span and the final metric points, within
+    /// `timeout` (what is left of Cloud Run's 10 s grace period); traces and
+    /// metrics flush side by side.
     pub async fn shutdown(self, timeout: Duration) {
-        let Some(provider) = self.tracer_provider else {
-            return;
+        let deadline = Instant::now() + timeout;
+        let traces = shutdown_traces(self.tracer_provider, &self.trace_health, timeout);
+        let metrics = async {
+            if let Some(metrics) = self.metrics {
+                metrics.shutdown(deadline).await;
+                let counts = self.metric_health.counts();
+                tracing::info!(
+                    exported = counts.exported,
+                    failed = counts.failed,
+                    "metrics flushed"
+                );
+            }
         };
-        // The SDK's shutdown blocks until its processor thread has exported;
-        // that thread's exports run on this runtime, so block elsewhere.
-        let result =
-            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
-        let counts = self.trace_health.counts();
-        let error = match result {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error.to_string()),
-            Err(error) => Some(error.to_string()),
-        };
-        match error {
-            None => tracing::info!(
-                exported = counts.exported,
-                failed = counts.failed,
-                dropped = counts.dropped,
-                "traces flushed"
-            ),
-            Some(error) => tracing::warn!(
-                exported = counts.exported,
-                failed = counts.failed,
-                dropped = counts.dropped,
-                %error,
-                "traces could not be flushed"
-            ),
-        }
+        tokio::join!(traces, metrics);
     }
 }
 
-/// Sets up telemetry for `config`, sending traces to `endpoint`: the
-/// process-wide logging (and the panic hook that reports panics), and
-/// OpenTelemetry tracing. With `TELEMETRY=off`, nothing.
+async fn shutdown_traces(
+    provider: Option<SdkTracerProvider>,
+    health: &ExportHealth,
+    timeout: Duration,
+) {
+    let Some(provider) = provider else {
+        return;
+    };
+    // The SDK's shutdown blocks until its processor thread has exported;
+    // that thread's exports run on this runtime, so block elsewhere.
+    let result = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(timeout)).await;
+    let counts = health.counts();
+    let error = match result {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(error.to_string()),
+        Err(error) => Some(error.to_string()),
+    };
+    match error {
+        None => tracing::info!(
+            exported = counts.exported,
+            failed = counts.failed,
+            dropped = counts.dropped,
+            "traces flushed"
+        ),
+        Some(error) => tracing::warn!(
+            exported = counts.exported,
+            failed = counts.failed,
+            dropped = counts.dropped,
+            %error,
+            "traces could not be flushed"
+        ),
+    }
+}
+
+/// Sets up telemetry for `config`, sending traces and metrics to
+/// `endpoint`: the process-wide logging (and the panic hook that reports
+/// panics), OpenTelemetry tracing and metrics. With `TELEMETRY=off`,
+/// nothing.
 ///
 /// Must run inside the tokio runtime; it does not wait for any backend.
 pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard, TelemetryError> {
     let trace_health = Arc::new(ExportHealth::new("traces"));
+    let metric_health = Arc::new(ExportHealth::new("metrics"));
     if !config.telemetry_enabled {
         return Ok(TelemetryGuard {
             tracer_provider: None,
             trace_health,
+            metrics: None,
+            metric_health,
             identity: None,
         });
     }
@@ -124,16 +172,32 @@ pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard,
     let provider = traces::tracer_provider(
         identity.to_resource(),
         identity.project_id.clone(),
-        endpoint,
+        endpoint.clone(),
         config.trace_sampling_ratio,
         config.span_queue_size,
         Arc::clone(&trace_health),
     );
     logging::install(config, Some(provider.tracer(env!("CARGO_PKG_NAME"))))?;
     logging::install_panic_hook();
+    let interval = config.metric_export_interval;
+    if let Some(requested) = interval.raised_from {
+        tracing::warn!(
+            requested_ms = requested.as_millis(),
+            interval_ms = interval.interval.as_millis(),
+            "OTEL_METRIC_EXPORT_INTERVAL is below the 5 s Cloud Monitoring accepts; exporting every 5 s"
+        );
+    }
+    let metrics = metrics::install(
+        &identity,
+        endpoint,
+        interval.interval,
+        Arc::clone(&metric_health),
+    );
     Ok(TelemetryGuard {
         tracer_provider: Some(provider),
         trace_health,
+        metrics: Some(metrics),
+        metric_health,
         identity: Some(identity),
     })
 }

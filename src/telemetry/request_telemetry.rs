@@ -9,7 +9,9 @@
 //!    on the way (and a panic) is correlated;
 //! 3. logs the error the handler reported, once, as an Error Reporting entry;
 //! 4. writes one request log line with `httpRequest`, at INFO for 2xx/3xx,
-//!    WARNING for 4xx, ERROR for 5xx.
+//!    WARNING for 4xx, ERROR for 5xx;
+//! 5. records the `http.server.request.duration` histogram (route template,
+//!    never the raw path) and, for the error it reported, `app.errors`.
 //!
 //! It never logs a header other than `User-Agent`: `Authorization` and
 //! cookies cannot leak into the logs.
@@ -29,9 +31,9 @@ use opentelemetry::trace::Status;
 use opentelemetry::KeyValue;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use super::error_reporting::{self, CaughtPanic, ErrorReport, HttpContext};
+use super::error_reporting::{self, CaughtPanic, ErrorReport, ErrorType, HttpContext};
 use super::trace_context::{extract_remote_parent, SpanId, TraceContext, TraceId};
-use super::{span_data, traces};
+use super::{metrics, span_data, traces};
 
 /// The route label of a request no route matched: one value, so that
 /// scanners probing random paths cannot blow up cardinality.
@@ -70,6 +72,7 @@ pub async fn track_request(mut request: Request, next: Next) -> Response {
         };
         error_reporting::emit(report, Some(&http));
     }
+    record_metrics(&response, &http.method, &route, status, latency);
     let line = RequestLine {
         http: &http,
         route: &route,
@@ -80,6 +83,19 @@ pub async fn track_request(mut request: Request, next: Next) -> Response {
     };
     line.log();
     response
+}
+
+/// The request's duration, and the error it reported: a handler or
+/// downstream error carries an [`ErrorReport`]; a caught panic (already
+/// reported by the panic hook) a [`CaughtPanic`].
+fn record_metrics(response: &Response, method: &str, route: &str, status: u16, latency: Duration) {
+    metrics::record_request(method, route, status, latency);
+    let extensions = response.extensions();
+    if let Some(report) = extensions.get::<ErrorReport>() {
+        metrics::record_error(report.error_type);
+    } else if extensions.get::<CaughtPanic>().is_some() {
+        metrics::record_error(ErrorType::Panic);
+    }
 }
 
 /// The request's SERVER span, named after the route template (never the raw
