@@ -42,6 +42,10 @@ enum Command {
         /// Metric points kept in memory; the oldest are dropped beyond.
         #[arg(long, default_value_t = EmulatorConfig::default().max_points)]
         max_points: usize,
+        /// `-`: read a service's stdout log lines from stdin and show them in
+        /// the console (`cloudrun-observability serve | cloudrun-observability emulator --logs -`).
+        #[arg(long, value_name = "-", value_parser = ["-"])]
+        logs: Option<String>,
     },
 }
 
@@ -58,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
             port,
             max_spans,
             max_points,
+            logs,
         } => {
             let config = EmulatorConfig {
                 host,
@@ -66,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
                 max_points,
                 ..EmulatorConfig::default()
             };
-            Emulator::run_until_signal(config).await?;
+            Emulator::run_until_signal(config, logs.is_some()).await?;
         }
     }
     Ok(())

@@ -100,8 +100,15 @@ impl TelemetryGuard {
 /// process-wide logging (and the panic hook that reports panics), and
 /// OpenTelemetry tracing. With `TELEMETRY=off`, nothing.
 ///
+/// `log_tee` also receives every JSON log line: the embedded emulator's log
+/// store, so its console shows the service's logs (`None` otherwise).
+///
 /// Must run inside the tokio runtime; it does not wait for any backend.
-pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard, TelemetryError> {
+pub async fn init(
+    config: &Config,
+    endpoint: Endpoint,
+    log_tee: Option<Arc<dyn logging::LineSink>>,
+) -> Result<TelemetryGuard, TelemetryError> {
     let trace_health = Arc::new(ExportHealth::new("traces"));
     if !config.telemetry_enabled {
         return Ok(TelemetryGuard {
@@ -118,7 +125,11 @@ pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard,
         config.trace_sampling_ratio,
         Arc::clone(&trace_health),
     );
-    logging::install(config, Some(provider.tracer(env!("CARGO_PKG_NAME"))))?;
+    logging::install(
+        config,
+        Some(provider.tracer(env!("CARGO_PKG_NAME"))),
+        log_tee,
+    )?;
     logging::install_panic_hook();
     Ok(TelemetryGuard {
         tracer_provider: Some(provider),
