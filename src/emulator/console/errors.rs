@@ -67,7 +67,7 @@ pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
         group.sample_trace = entry.trace.as_ref().map(|(_, t)| t.clone());
     }
     let mut out: Vec<ErrorGroup> = groups.into_values().collect();
-    out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+    out.sort_by_key(|g| std::cmp::Reverse(g.last_seen));
     out
 }
 

@@ -78,16 +78,17 @@ impl LogFilter {
     }
 }
 
-/// Whether `q` (lowercase) appears in the message, the request or the payload.
+/// Whether `q` (lowercase) appears anywhere in the entry, as Logs
+/// Explorer's plain-text search looks in every field.
 fn contains_text(entry: &LogEntry, q: &str) -> bool {
     let found = |s: &str| s.to_lowercase().contains(q);
     found(&entry.message)
+        || entry.trace.as_ref().is_some_and(|(_, t)| found(t))
         || entry
             .http_request
             .as_ref()
-            .and_then(|h| h.request_url.as_deref())
-            .is_some_and(found)
-        || entry.trace.as_ref().is_some_and(|(_, t)| found(t))
+            .and_then(|h| serde_json::to_string(h).ok())
+            .is_some_and(|h| found(&h))
         || found(&serde_json::Value::Object(entry.payload.clone()).to_string())
 }
 

@@ -433,3 +433,98 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<Metric
     };
     layout::page(Section::Metrics, "Metrics", body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emulator::EmulatorConfig;
+    use gcloud_sdk::google::api::distribution::{bucket_options, BucketOptions};
+    use gcloud_sdk::google::api::metric_descriptor::MetricKind;
+    use gcloud_sdk::google::api::{Distribution, Metric, MonitoredResource};
+    use gcloud_sdk::google::monitoring::v3::{Point, TimeInterval};
+
+    const S: i64 = NANOS_PER_SECOND;
+
+    /// A cumulative latency distribution, buckets `[0.01, 0.1, 1]` seconds.
+    fn requests(route: &str, status: &str, start: i64, end: i64, counts: &[i64]) -> TimeSeries {
+        let ts = |n: i64| crate::emulator::timestamp::from_nanos(n);
+        TimeSeries {
+            metric: Some(Metric {
+                r#type: REQUEST_DURATION.into(),
+                labels: [
+                    (ROUTE, route),
+                    (STATUS, status),
+                    ("http_request_method", "GET"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            }),
+            resource: Some(MonitoredResource {
+                r#type: "global".into(),
+                labels: Default::default(),
+            }),
+            metric_kind: MetricKind::Cumulative as i32,
+            points: vec![Point {
+                interval: Some(TimeInterval {
+                    start_time: Some(ts(start)),
+                    end_time: Some(ts(end)),
+                }),
+                value: Some(TypedValue {
+                    value: Some(typed_value::Value::DistributionValue(Distribution {
+                        count: counts.iter().sum(),
+                        mean: if counts.iter().sum::<i64>() > 0 {
+                            0.05
+                        } else {
+                            0.0
+                        },
+                        bucket_options: Some(BucketOptions {
+                            options: Some(bucket_options::Options::ExplicitBuckets(
+                                bucket_options::Explicit {
+                                    bounds: vec![0.01, 0.1, 1.0],
+                                },
+                            )),
+                        }),
+                        bucket_counts: counts.to_vec(),
+                        ..Distribution::default()
+                    })),
+                }),
+            }],
+            ..TimeSeries::default()
+        }
+    }
+
+    #[test]
+    fn rates_shares_and_percentiles_come_from_the_stored_distributions() {
+        let store = EmulatorStore::new(&EmulatorConfig::default());
+        let now = now_nanos();
+        let start = now - 600 * S;
+        let write = |series: Vec<TimeSeries>| {
+            let outcome = store.metrics.write("p", &series, now);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        };
+        write(vec![
+            requests("/api/orders", "201", start, now - 120 * S, &[0, 10, 0, 0]),
+            requests("/api/orders", "500", start, now - 120 * S, &[0, 0, 0, 0]),
+        ]);
+        write(vec![
+            requests("/api/orders", "201", start, now - 60 * S, &[0, 30, 0, 0]),
+            requests("/api/orders", "500", start, now - 60 * S, &[0, 0, 10, 0]),
+        ]);
+        let view = view(&store, "p", Window::ending_at(Some("15m"), now));
+        let orders = &view.routes["/api/orders"];
+        assert_eq!((orders.requests, orders.server_errors), (40, 10));
+        let p50 = orders.p50.unwrap();
+        assert!((0.01..=0.1).contains(&p50), "{p50}");
+        assert!(
+            orders.p99.unwrap() > 0.1,
+            "the slowest quarter were the 500s"
+        );
+        // The second period saw 20 more 201s and 10 new 500s: 1 in 3 failed.
+        let share = &view.error_share[0].points;
+        let (_, last) = share.last().unwrap();
+        assert!((last - 100.0 / 3.0).abs() < 0.01, "{share:?}");
+        let rate = &view.request_rate[0].points;
+        assert_eq!(rate.last().unwrap().1, 30.0 / 30.0);
+    }
+}

@@ -30,7 +30,7 @@ pub struct SpanView {
     pub start: i64,
     pub end: i64,
     pub failed: bool,
-    /// The process that sent it (`service.name`), when the span says.
+    /// The service that sent it (`service.name`), when the span says.
     pub service: Option<String>,
 }
 
@@ -110,14 +110,34 @@ impl TraceView {
 
     /// Distinct processes that sent spans.
     pub fn services(&self) -> Vec<String> {
-        let mut services: Vec<String> = self
-            .spans
-            .iter()
-            .filter_map(|s| s.service.clone())
-            .collect();
+        let mut services: Vec<String> = self.processes().into_values().collect();
         services.sort();
         services.dedup();
         services
+    }
+
+    /// The process of each span, by span id: its `service.name` when it has
+    /// one; else a span with a remote (or missing) parent starts a process
+    /// named by the address it served on (`/http/host` and `server.port`, or
+    /// the URL its caller's client span called), and every other span
+    /// belongs to its parent's process.
+    pub fn processes(&self) -> HashMap<&str, String> {
+        let by_id: HashMap<&str, &SpanView> = self.spans.iter().map(|s| (s.span_id(), s)).collect();
+        let mut processes: HashMap<&str, String> = HashMap::new();
+        for (_, span) in self.tree() {
+            let remote = span.stored.span.same_process_as_parent_span == Some(false);
+            let inherited = (!remote)
+                .then(|| processes.get(span.parent_id()).cloned())
+                .flatten();
+            let label = span
+                .service
+                .clone()
+                .or(inherited)
+                .or_else(|| served_address(span, by_id.get(span.parent_id()).copied()))
+                .unwrap_or_else(|| "unknown process".to_owned());
+            processes.insert(span.span_id(), label);
+        }
+        processes
     }
 
     /// Spans depth first from the roots, each with its depth; children by start time.
@@ -179,7 +199,7 @@ pub async fn list_page(State(store): State<EmulatorStore>) -> Markup {
             p { "No traces yet. Point a service at this emulator with CLOUD_OPS_EMULATOR_HOST." }
         } @else {
             table #trace-list {
-                tr { th { "Start (UTC)" } th { "Root span" } th { "Duration" } th { "Spans" } th { "Services" } th { "Status" } th { "Trace id" } }
+                tr { th { "Start (UTC)" } th { "Root span" } th { "Duration" } th { "Spans" } th { "Processes" } th { "Status" } th { "Trace id" } }
                 @for trace in traces.iter().take(LIST_LIMIT) { (trace_row(trace)) }
             }
         }
@@ -231,6 +251,7 @@ pub async fn trace_page(
 
 fn waterfall_page(trace: &TraceView) -> Markup {
     let tree = trace.tree();
+    let processes = trace.processes();
     let total = (trace.end - trace.start).max(1) as f64;
     let title = format!(
         "Trace {}",
@@ -246,7 +267,7 @@ fn waterfall_page(trace: &TraceView) -> Markup {
             a href=(format!("/logs?trace={}", trace.trace_id)) { "log entries of this trace" }
         }
         table.wf #waterfall {
-            tr { th { "Span" } th { "Service" } th { "Kind" } th { "Duration" } th.bar-cell { "Timeline" } }
+            tr { th { "Span" } th { "Process" } th { "Kind" } th { "Duration" } th.bar-cell { "Timeline" } }
             @for (depth, span) in &tree {
                 tr.span data-span-id=(span.span_id()) data-depth=(depth) {
                     td style=(format!("padding-left:{}px", 8 + depth * 18)) {
@@ -254,7 +275,10 @@ fn waterfall_page(trace: &TraceView) -> Markup {
                         a href=(format!("#span-{}", span.span_id())) { (span.name) }
                         @if span.failed { " " span.err { "⚠" } }
                     }
-                    td { (span.service.as_deref().unwrap_or("")) }
+                    td.process {
+                        (processes.get(span.span_id()).map_or("", String::as_str))
+                        @if span.stored.span.same_process_as_parent_span == Some(false) { " " span.muted title="the parent span is in another process" { "⇠ remote parent" } }
+                    }
                     td.muted { (kind_name(span.stored.span.span_kind)) }
                     td { (layout::duration(span.end - span.start)) }
                     td.bar-cell {
@@ -346,6 +370,26 @@ fn sorted(attributes: &Attributes) -> Vec<(String, String)> {
         .collect();
     pairs.sort();
     pairs
+}
+
+/// The address a span with a remote parent served on: the authority of the
+/// URL its caller's client span called (`127.0.0.1:8081`), else its own
+/// `/http/host` (and `server.port` when recorded).
+fn served_address(span: &SpanView, parent: Option<&SpanView>) -> Option<String> {
+    let called = parent
+        .and_then(|p| attribute(p.stored.span.attributes.as_ref(), "/http/url"))
+        .map(|url| {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            rest.split('/').next().unwrap_or(rest).to_owned()
+        });
+    let attributes = span.stored.span.attributes.as_ref();
+    called.or_else(|| {
+        let host = attribute(attributes, "/http/host")?;
+        Some(match attribute(attributes, "server.port") {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    })
 }
 
 fn attribute(attributes: Option<&Attributes>, key: &str) -> Option<String> {
