@@ -151,6 +151,9 @@ pub struct LogEntry {
     pub received_nanos: i64,
     /// The entry's own `time` when it had one, as written.
     pub time: Option<String>,
+    /// The entry's timestamp, nanoseconds since the epoch: its `time` when
+    /// that is RFC 3339, else when it was received (as Cloud Logging does).
+    pub timestamp_nanos: i64,
     pub severity: Severity,
     /// `message` of a JSON payload, or the whole text payload.
     pub message: String,
@@ -312,16 +315,13 @@ impl LogStore {
         self.lock().entries.iter().cloned().collect()
     }
 
-    /// The newest `limit` entries matching `keep`, newest first.
+    /// The newest `limit` entries matching `keep`, newest timestamp first
+    /// (lines from several processes arrive in batches, out of order).
     pub fn newest(&self, limit: usize, keep: impl Fn(&LogEntry) -> bool) -> Vec<LogEntry> {
-        self.lock()
-            .entries
-            .iter()
-            .rev()
-            .filter(|e| keep(e))
-            .take(limit)
-            .cloned()
-            .collect()
+        let inner = self.lock();
+        let mut matching: Vec<&LogEntry> = inner.entries.iter().filter(|e| keep(e)).collect();
+        matching.sort_by_key(|e| std::cmp::Reverse((e.timestamp_nanos, e.id)));
+        matching.into_iter().take(limit).cloned().collect()
     }
 }
 
@@ -420,6 +420,7 @@ fn text_entry(message: String, received_nanos: i64, size: usize) -> LogEntry {
         id: 0,
         received_nanos,
         time: None,
+        timestamp_nanos: received_nanos,
         severity: Severity::Default,
         message,
         text_payload: true,
@@ -444,6 +445,10 @@ fn json_entry(mut object: Map<String, Value>, received_nanos: i64, size: usize) 
     let time = ["time", "timestamp"]
         .iter()
         .find_map(|k| object.remove(*k).and_then(as_string));
+    let timestamp_nanos = time
+        .as_deref()
+        .and_then(rfc3339_nanos)
+        .unwrap_or(received_nanos);
     let http_request = object.remove("httpRequest").as_ref().and_then(http_request);
     let trace = object
         .remove(TRACE_FIELD)
@@ -467,6 +472,7 @@ fn json_entry(mut object: Map<String, Value>, received_nanos: i64, size: usize) 
         id: 0,
         received_nanos,
         time,
+        timestamp_nanos,
         severity,
         message,
         text_payload: false,
@@ -480,6 +486,12 @@ fn json_entry(mut object: Map<String, Value>, received_nanos: i64, size: usize) 
         payload: object,
         size,
     }
+}
+
+fn rfc3339_nanos(text: &str) -> Option<i64> {
+    let parsed =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(parsed.unix_timestamp_nanos()).ok()
 }
 
 /// A string as is, any other scalar printed; `None` for null.
@@ -595,6 +607,7 @@ mod tests {
         assert!(!entry.payload.contains_key("httpRequest"));
         assert!(entry.payload.contains_key("latencyMs"));
         assert_eq!(entry.route.as_deref(), Some("/api/books/{id}"));
+        assert_eq!(entry.timestamp_nanos, 1_795_538_200_202_009_799);
     }
 
     #[test]

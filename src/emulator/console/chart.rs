@@ -48,7 +48,7 @@ impl Chart<'_> {
         html! {
             div.chart {
                 b { (self.title) }
-                svg xmlns="http://www.w3.org/2000/svg" width=(WIDTH) height=(HEIGHT)
+                svg xmlns="http://www.w3.org/2000/svg" width="100%"
                     viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(self.title)
                     data-chart=(self.id) data-points=(points) font-family="sans-serif" font-size="11" {
                     (self.axes(max))
@@ -105,7 +105,8 @@ impl Chart<'_> {
             }
             @for i in 0..=4_i64 {
                 @let t = self.from + (self.to - self.from) * i / 4;
-                text x=(self.x(t)) y=(HEIGHT - 8.0) text-anchor="middle" fill="#5f6368" { (layout::clock(t)) }
+                @let anchor = match i { 0 => "start", 4 => "end", _ => "middle" };
+                text x=(self.x(t)) y=(HEIGHT - 8.0) text-anchor=(anchor) fill="#5f6368" { (layout::clock(t)) }
             }
             line x1=(LEFT) x2=(LEFT) y1=(TOP) y2=(HEIGHT - BOTTOM) stroke="#9aa0a6" {}
         }

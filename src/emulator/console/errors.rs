@@ -52,16 +52,16 @@ pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
             line,
             function,
             count: 0,
-            first_seen: entry.received_nanos,
-            last_seen: entry.received_nanos,
+            first_seen: entry.timestamp_nanos,
+            last_seen: entry.timestamp_nanos,
             sample_id: entry.id,
             sample_message: String::new(),
             sample_trace: None,
             service: error.service.clone(),
         });
         group.count += 1;
-        group.first_seen = group.first_seen.min(entry.received_nanos);
-        group.last_seen = group.last_seen.max(entry.received_nanos);
+        group.first_seen = group.first_seen.min(entry.timestamp_nanos);
+        group.last_seen = group.last_seen.max(entry.timestamp_nanos);
         group.sample_id = entry.id;
         group.sample_message = entry.message.lines().next().unwrap_or_default().to_owned();
         group.sample_trace = entry.trace.as_ref().map(|(_, t)| t.clone());

@@ -28,7 +28,7 @@ form.filters{display:flex;gap:8px;align-items:center;margin-bottom:12px}
 input,select,button{font:inherit;padding:3px 6px}
 details>summary{cursor:pointer;color:#1a73e8}pre{white-space:pre-wrap;word-break:break-all;margin:4px 0;background:#f8f9fa;padding:6px}
 .kv{display:grid;grid-template-columns:max-content 1fr;gap:0 12px}.kv dt{color:#5f6368}.kv dd{margin:0}
-.wf td{padding:2px 8px}.bar-cell{width:55%;position:relative}
+.wf td{padding:2px 8px;white-space:nowrap}.wf td.bar-cell{width:45%;position:relative}
 .bar{position:relative;height:14px;background:#8ab4f8;border-radius:2px;min-width:2px}.bar.error{background:#f28b82}
 .errbox{border-left:3px solid #c5221f;padding:2px 8px;margin:4px 0;background:#fdf6f6}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(620px,1fr));gap:16px}
@@ -125,7 +125,16 @@ pub fn duration(nanos: i64) -> String {
 
 /// A number of seconds (a latency, a percentile) the same way.
 pub fn seconds(s: f64) -> String {
+    if s == 0.0 {
+        return "0".to_owned();
+    }
     duration((s * 1e9) as i64)
+}
+
+/// A plain number with at most two decimals and no trailing zeros: `0.25`, `12.5`, `3`.
+pub fn number(v: f64) -> String {
+    let text = format!("{v:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 #[cfg(test)]
@@ -145,5 +154,9 @@ mod tests {
         assert_eq!(duration(12_300_000), "12.3 ms");
         assert_eq!(duration(1_520_000_000), "1.52 s");
         assert_eq!(time(0), "1970-01-01 00:00:00.000");
+        assert_eq!(
+            (number(0.25), number(12.5), number(3.0), number(0.0)),
+            ("0.25".into(), "12.5".into(), "3".into(), "0".into())
+        );
     }
 }

@@ -141,7 +141,7 @@ fn entry_row(entry: &LogEntry) -> Markup {
     html! {
         tr.entry id=(format!("e{}", entry.id)) data-severity=(entry.severity.as_str()) {
             td.mono {
-                (layout::time(entry.received_nanos))
+                (layout::time(entry.timestamp_nanos))
             }
             td { (layout::severity(entry.severity)) }
             td {

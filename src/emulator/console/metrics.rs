@@ -397,18 +397,18 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<Metric
                 @if name == window.name { b { (name) } } @else { a href=(format!("/metrics?window={name}&project={project}")) { (name) } }
                 " "
             }
-            span.muted { " · project " (project) " · aligned every " (layout::seconds(window.period_seconds())) " · ending " (layout::time(window.end)) " UTC" }
+            span.muted { " · project " (project) " · aligned every " (layout::number(window.period_seconds())) " s" " · ending " (layout::time(window.end)) " UTC" }
         }
         @if projects.len() > 1 {
             p { "Projects: " @for p in &projects { a href=(format!("/metrics?window={}&project={p}", window.name)) { (p) } " " } }
         }
         div.charts {
-            (chart("request-rate", "Request rate per route (req/s)", |v| format!("{v:.2}"), &view.request_rate))
-            (chart("error-rate", "Error rate per route (% of responses 5xx)", |v| format!("{v:.0}%"), &view.error_share))
+            (chart("request-rate", "Request rate per route (req/s)", layout::number, &view.request_rate))
+            (chart("error-rate", "Error rate per route (% of responses 5xx)", |v| format!("{}%", layout::number(v)), &view.error_share))
             (chart("latency", "Response time, all routes (p50 / p95 / p99)", layout::seconds, &view.latency))
-            (chart("sessions", "Active sessions", |v| format!("{v:.0}"), &view.sessions))
-            (chart("app-errors", "Application errors per minute, by type", |v| format!("{v:.1}"), &view.errors))
-            (chart("orders", "Orders per minute, by outcome", |v| format!("{v:.1}"), &view.orders))
+            (chart("sessions", "Active sessions", layout::number, &view.sessions))
+            (chart("app-errors", "Application errors per minute, by type", layout::number, &view.errors))
+            (chart("orders", "Orders per minute, by outcome", layout::number, &view.orders))
         }
         h2 { "Per route over the window" }
         @if view.routes.is_empty() {

@@ -262,7 +262,7 @@ fn waterfall_page(trace: &TraceView) -> Markup {
     let body = html! {
         p {
             code { (trace.trace_id) } " · project " (trace.project) " · "
-            (layout::duration(trace.end - trace.start)) " · " (trace.spans.len()) " spans · services: "
+            (layout::duration(trace.end - trace.start)) " · " (trace.spans.len()) " spans · processes: "
             (trace.services().join(", ")) " · "
             a href=(format!("/logs?trace={}", trace.trace_id)) { "log entries of this trace" }
         }
