@@ -18,6 +18,7 @@ pub mod emulator;
 pub mod loadgen;
 pub mod telemetry;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
@@ -68,7 +69,11 @@ pub enum ServiceError {
 /// serves, drains in-flight requests, flushes telemetry.
 pub async fn run_service(config: Config) -> Result<(), ServiceError> {
     let (endpoint, embedded) = telemetry_endpoint(&config).await?;
-    let telemetry = telemetry::init(&config, endpoint).await?;
+    // The embedded emulator's console shows this service's own log lines.
+    let log_tee = embedded.as_ref().map(|emulator| {
+        Arc::new(emulator.store().logs.sink()) as Arc<dyn telemetry::logging::LineSink>
+    });
+    let telemetry = telemetry::init(&config, endpoint, log_tee).await?;
     let application = Application::build(&config).await?;
     telemetry.observe_sessions(application.sessions());
     let addr = application.local_addr();

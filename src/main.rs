@@ -45,6 +45,10 @@ enum Command {
         /// Metric points kept in memory; the oldest are dropped beyond.
         #[arg(long, default_value_t = EmulatorConfig::default().max_points)]
         max_points: usize,
+        /// `-`: read a service's stdout log lines from stdin and show them in
+        /// the console (`cloudrun-observability serve | cloudrun-observability emulator --logs -`).
+        #[arg(long, value_name = "-", value_parser = ["-"])]
+        logs: Option<String>,
     },
     /// Send realistic traffic (visitors with session cookies, catalog reads,
     /// orders, faults) and print requests, status counts and latencies.
@@ -90,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             port,
             max_spans,
             max_points,
+            logs,
         } => {
             let config = EmulatorConfig {
                 host,
@@ -98,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
                 max_points,
                 ..EmulatorConfig::default()
             };
-            Emulator::run_until_signal(config).await?;
+            Emulator::run_until_signal(config, logs.is_some()).await?;
         }
         Command::Loadgen {
             target,

@@ -195,6 +195,14 @@ impl MetricStore {
         descriptor
     }
 
+    /// The projects that have series, sorted (the console shows them all).
+    pub fn projects(&self) -> Vec<String> {
+        let inner = self.lock();
+        let projects: std::collections::BTreeSet<&String> =
+            inner.series.iter().map(|s| &s.key.project).collect();
+        projects.into_iter().cloned().collect()
+    }
+
     /// Copies of the series of `project` matching `filter`, with all their points.
     pub fn series(&self, project: &str, filter: &Filter) -> Vec<StoredSeries> {
         self.lock()

@@ -8,13 +8,15 @@
 //!
 //! One port serves gRPC (HTTP/2 cleartext, prior knowledge) and plain HTTP/1
 //! routes: the tonic services are turned into an axum [`Router`] and merged
-//! with a status page, so the web console can later be added to the same
-//! router.
+//! with a JSON status and the web [`console`], which also shows the log
+//! lines kept in the [`LogStore`].
 
 pub mod aggregation;
+pub mod console;
 pub mod filter;
 pub mod filter_check;
 pub mod log_filter;
+pub mod log_store;
 pub mod metric_store;
 pub mod monitoring;
 pub mod monitoring_validation;
@@ -34,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use log_store::LogStore;
 pub use metric_store::MetricStore;
 pub use trace_store::TraceStore;
 
@@ -65,6 +68,10 @@ pub struct EmulatorConfig {
     pub max_points: usize,
     /// Minimum time between two points of one series (M8). Google documents 5 s.
     pub min_sampling_period: Duration,
+    /// Log entries kept for the console; the oldest are dropped beyond it.
+    pub max_log_entries: usize,
+    /// Bytes of log lines kept for the console; the oldest go first beyond it.
+    pub max_log_bytes: usize,
 }
 
 impl Default for EmulatorConfig {
@@ -75,6 +82,8 @@ impl Default for EmulatorConfig {
             max_spans: 100_000,
             max_points: 1_000_000,
             min_sampling_period: Duration::from_secs(5),
+            max_log_entries: 20_000,
+            max_log_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -100,6 +109,7 @@ pub enum EmulatorError {
 pub struct EmulatorStore {
     pub traces: TraceStore,
     pub metrics: MetricStore,
+    pub logs: LogStore,
 }
 
 impl EmulatorStore {
@@ -108,6 +118,7 @@ impl EmulatorStore {
         Self {
             traces: TraceStore::new(config.max_spans),
             metrics: MetricStore::new(config.max_points, config.min_sampling_period),
+            logs: LogStore::new(config.max_log_entries, config.max_log_bytes),
         }
     }
 }
@@ -146,17 +157,32 @@ impl Emulator {
         })
     }
 
-    /// Runs the emulator standalone until Ctrl-C or SIGTERM, printing where it listens.
+    /// Runs the emulator standalone until Ctrl-C or SIGTERM, printing where it
+    /// listens; with `logs_from_stdin`, every stdin line is a log entry for
+    /// the console (`service | emulator --logs -`).
     ///
     /// # Errors
     /// Binding or serving failures, see [`EmulatorError`].
-    pub async fn run_until_signal(config: EmulatorConfig) -> Result<(), EmulatorError> {
+    pub async fn run_until_signal(
+        config: EmulatorConfig,
+        logs_from_stdin: bool,
+    ) -> Result<(), EmulatorError> {
         let running = Self::start(config).await?;
         println!(
             "Cloud Trace / Cloud Monitoring emulator listening on {addr} \
              (gRPC h2c and http://{addr}/); export {EMULATOR_HOST_ENV}={addr}",
             addr = running.local_addr()
         );
+        if logs_from_stdin {
+            let logs = running.store().logs;
+            // Blocking reads on their own thread; when stdin ends (the piped
+            // service stopped) the emulator keeps serving what it has.
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = logs.ingest_reader(std::io::stdin().lock()) {
+                    eprintln!("emulator: stopped reading logs from stdin: {error}");
+                }
+            });
+        }
         wait_for_signal().await?;
         running.shutdown().await;
         Ok(())
@@ -211,11 +237,14 @@ impl RunningEmulator {
     }
 }
 
-/// The emulator's whole HTTP surface: gRPC services plus `GET /` and `GET /api/status`.
+/// The emulator's whole HTTP surface: gRPC services, `GET /api/status` and
+/// the web console (`/`, `/logs`, `/traces`, `/metrics`, `/errors`, `POST /api/logs`).
 pub fn router(store: EmulatorStore) -> Router {
     let grpc = tonic::service::Routes::new(trace::trace_v2_server(store.traces.clone()))
         .add_service(trace::trace_v1_server(store.traces.clone()))
         .add_service(monitoring::metric_server(store.metrics.clone()))
         .into_axum_router();
-    status::routes(store).merge(grpc)
+    status::routes(store.clone())
+        .merge(console::routes(store))
+        .merge(grpc)
 }

@@ -9,7 +9,8 @@
 
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::borrow::Cow;
-use std::io;
+use std::io::{self, Write};
+use std::sync::Arc;
 
 use opentelemetry_sdk::trace::SdkTracer;
 use tracing::Subscriber;
@@ -32,13 +33,19 @@ pub const DEFAULT_FILTER: &str =
     "info,hyper=warn,hyper_util=warn,h2=warn,tonic=warn,tower=warn,reqwest=warn,rustls=warn,opentelemetry=warn,opentelemetry_sdk=warn";
 
 /// Installs the global subscriber for `config`, writing to stdout; with a
-/// `tracer`, `tracing` spans also become OpenTelemetry spans.
-pub fn install(config: &Config, tracer: Option<SdkTracer>) -> Result<(), TelemetryError> {
+/// `tracer`, `tracing` spans also become OpenTelemetry spans. With a
+/// `tee`, each JSON line also goes there (the embedded emulator's console);
+/// pretty lines are for a terminal only and are not copied.
+pub fn install(
+    config: &Config,
+    tracer: Option<SdkTracer>,
+    tee: Option<Arc<dyn LineSink>>,
+) -> Result<(), TelemetryError> {
     let filter = env_filter(config.log_filter.as_deref())?;
     match config.log_format {
         LogFormat::Json => Registry::default()
             .with(filter)
-            .with(json_layer(config, io::stdout))
+            .with(json_layer(config, TeeStdout { tee }))
             .with(tracer.map(otel_layer))
             .try_init()?,
         LogFormat::Pretty => Registry::default()
@@ -48,6 +55,52 @@ pub fn install(config: &Config, tracer: Option<SdkTracer>) -> Result<(), Telemet
             .try_init()?,
     }
     Ok(())
+}
+
+/// A second destination for the service's log lines, besides stdout: the
+/// embedded emulator's log store, so its console shows what Cloud Logging
+/// would. It is called on the logging thread, so it must not block.
+pub trait LineSink: Send + Sync {
+    /// Takes one complete line (with its trailing newline, if any).
+    fn offer_line(&self, line: &[u8]);
+}
+
+/// stdout, and a copy of each line to an optional [`LineSink`].
+struct TeeStdout {
+    tee: Option<Arc<dyn LineSink>>,
+}
+
+impl<'a> MakeWriter<'a> for TeeStdout {
+    type Writer = TeeWriter<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        TeeWriter {
+            stdout: io::stdout(),
+            tee: self.tee.as_deref(),
+        }
+    }
+}
+
+/// Writes to stdout first, then offers the same bytes to the tee. The
+/// [`CorrelatingMakeWriter`] in front hands over each line in one
+/// `write_all`, so the tee sees whole lines.
+struct TeeWriter<'a> {
+    stdout: io::Stdout,
+    tee: Option<&'a dyn LineSink>,
+}
+
+impl Write for TeeWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stdout.write_all(buf)?;
+        if let Some(tee) = self.tee {
+            tee.offer_line(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stdout.flush()
+    }
 }
 
 /// `RUST_LOG`'s filter, or [`DEFAULT_FILTER`].

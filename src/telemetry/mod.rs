@@ -155,8 +155,15 @@ async fn shutdown_traces(
 /// panics), OpenTelemetry tracing and metrics. With `TELEMETRY=off`,
 /// nothing.
 ///
+/// `log_tee` also receives every JSON log line: the embedded emulator's log
+/// store, so its console shows the service's logs (`None` otherwise).
+///
 /// Must run inside the tokio runtime; it does not wait for any backend.
-pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard, TelemetryError> {
+pub async fn init(
+    config: &Config,
+    endpoint: Endpoint,
+    log_tee: Option<Arc<dyn logging::LineSink>>,
+) -> Result<TelemetryGuard, TelemetryError> {
     let trace_health = Arc::new(ExportHealth::new("traces"));
     let metric_health = Arc::new(ExportHealth::new("metrics"));
     if !config.telemetry_enabled {
@@ -177,7 +184,11 @@ pub async fn init(config: &Config, endpoint: Endpoint) -> Result<TelemetryGuard,
         config.span_queue_size,
         Arc::clone(&trace_health),
     );
-    logging::install(config, Some(provider.tracer(env!("CARGO_PKG_NAME"))))?;
+    logging::install(
+        config,
+        Some(provider.tracer(env!("CARGO_PKG_NAME"))),
+        log_tee,
+    )?;
     logging::install_panic_hook();
     let interval = config.metric_export_interval;
     if let Some(requested) = interval.raised_from {
