@@ -24,8 +24,8 @@ pub const ACTIVE_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// until old ones expire.
 pub const MAX_TRACKED_SESSIONS: usize = 50_000;
 
-/// Expired sessions are swept at most this often (and whenever the tracker
-/// is full), so a request normally pays only for one map update.
+/// Expired sessions are swept at most this often, so a request pays only
+/// for one map update.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The name of the session cookie.
@@ -66,9 +66,10 @@ impl SessionTracker {
     /// Records a request of session `id` at `now`.
     pub fn touch(&self, id: u128, now: Instant) {
         let mut state = self.lock();
-        if now.saturating_duration_since(state.last_sweep) >= SWEEP_INTERVAL
-            || state.last_seen.len() >= self.capacity
-        {
+        // Sweeping is O(n): only every SWEEP_INTERVAL, never per request,
+        // even when the tracker is full (a flood of cookie-less clients would
+        // otherwise make every request pay for it).
+        if now.saturating_duration_since(state.last_sweep) >= SWEEP_INTERVAL {
             self.sweep(&mut state, now);
         }
         if state.last_seen.len() < self.capacity || state.last_seen.contains_key(&id) {
