@@ -74,9 +74,15 @@ pub fn rfc3339(ts: &Timestamp) -> String {
 
 /// `2019/06/21-12:29:46.439`, the format of the M8 sampling-period error.
 pub fn sampling_format(nanos: i64) -> String {
+    format_utc_millis(nanos, '/', '-')
+}
+
+/// UTC date and time to the millisecond, e.g. with `'-'` and `' '`:
+/// `2026-11-24 16:36:40.202`; the raw nanoseconds when out of range.
+pub fn format_utc_millis(nanos: i64, date_separator: char, between: char) -> String {
     match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) {
         Ok(t) => format!(
-            "{:04}/{:02}/{:02}-{:02}:{:02}:{:02}.{:03}",
+            "{:04}{date_separator}{:02}{date_separator}{:02}{between}{:02}:{:02}:{:02}.{:03}",
             t.year(),
             u8::from(t.month()),
             t.day(),

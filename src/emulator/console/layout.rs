@@ -88,19 +88,7 @@ pub fn severity(severity: Severity) -> Markup {
 
 /// `2026-11-24 16:36:40.202` (UTC) for nanoseconds since the epoch.
 pub fn time(nanos: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos)) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{:03}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second(),
-            t.millisecond()
-        ),
-        Err(_) => nanos.to_string(),
-    }
+    crate::emulator::timestamp::format_utc_millis(nanos, '-', ' ')
 }
 
 /// `16:36:40` (UTC), for chart axes.
