@@ -22,6 +22,7 @@ pub mod monitoring;
 pub mod monitoring_validation;
 pub mod status;
 pub mod terraform;
+pub mod time_scale;
 pub mod timestamp;
 pub mod trace;
 pub mod trace_filter;
