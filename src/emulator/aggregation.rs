@@ -76,6 +76,10 @@ pub enum GroupField {
     ResourceType,
     MetricLabel(String),
     ResourceLabel(String),
+    /// `metric.labels.*`: every metric label.
+    AllMetricLabels,
+    /// `resource.labels.*`: every resource label (the uptime alert's grouping).
+    AllResourceLabels,
 }
 
 /// Checks an aggregation; `None` when there is nothing to align or reduce.
@@ -136,6 +140,8 @@ fn parse_group_field(field: &str) -> Result<GroupField, AggregationError> {
     match field {
         "metric.type" => Ok(GroupField::MetricType),
         "resource.type" => Ok(GroupField::ResourceType),
+        "metric.labels.*" | "metric.label.*" => Ok(GroupField::AllMetricLabels),
+        "resource.labels.*" | "resource.label.*" => Ok(GroupField::AllResourceLabels),
         _ => label(["metric.labels.", "metric.label."])
             .map(|k| GroupField::MetricLabel(k.into()))
             .or_else(|| {
@@ -699,6 +705,8 @@ fn group_key(key: &super::monitoring_validation::SeriesKey, fields: &[GroupField
                     resource_labels.insert(k.clone(), v.clone());
                 }
             }
+            GroupField::AllMetricLabels => metric_labels.extend(key.metric_labels.clone()),
+            GroupField::AllResourceLabels => resource_labels.extend(key.resource_labels.clone()),
             GroupField::MetricType | GroupField::ResourceType => {}
         }
     }
@@ -857,5 +865,27 @@ mod tests {
     fn numeric_percentiles_interpolate_between_values() {
         assert_eq!(percentile_of(&mut [4.0, 1.0, 3.0, 2.0], 0.5), Some(2.5));
         assert_eq!(percentile_of(&mut [10.0, 20.0], 0.99), Some(19.9));
+    }
+
+    #[test]
+    fn a_wildcard_groups_by_every_label_of_its_kind() {
+        assert_eq!(
+            parse_group_field("resource.label.*"),
+            Ok(GroupField::AllResourceLabels)
+        );
+        assert_eq!(
+            parse_group_field("metric.labels.*"),
+            Ok(GroupField::AllMetricLabels)
+        );
+        let key = crate::emulator::monitoring_validation::SeriesKey {
+            project: "p".into(),
+            metric_type: "m".into(),
+            metric_labels: [("check_id".to_owned(), "c".to_owned())].into(),
+            resource_type: "uptime_url".into(),
+            resource_labels: [("host".to_owned(), "h".to_owned())].into(),
+        };
+        let (_, metric, _, resource) = group_key(&key, &[GroupField::AllResourceLabels]);
+        assert!(metric.is_empty());
+        assert_eq!(resource.get("host").map(String::as_str), Some("h"));
     }
 }
