@@ -30,6 +30,7 @@ pub mod trace;
 pub mod trace_filter;
 pub mod trace_store;
 pub mod trace_validation;
+pub mod uptime;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
