@@ -434,6 +434,8 @@ pub struct DistributionBuilder {
 }
 
 impl DistributionBuilder {
+    /// An empty distribution over `buckets`, which should have passed
+    /// [`Buckets::validate`] (that bounds the bucket count).
     pub fn new(buckets: &Buckets) -> Self {
         let bounds = buckets.bounds();
         Self {
@@ -847,20 +849,20 @@ fn buckets_config(config: &Config, block: &Map<String, Value>) -> Result<Buckets
 }
 
 /// A resource's evaluated configuration, with its address for errors.
-pub(crate) struct Config {
-    pub(crate) address: String,
-    pub(crate) json: Value,
+struct Config {
+    address: String,
+    json: Value,
 }
 
 impl Config {
-    pub(crate) fn new(address: &str, json: Value) -> Self {
+    fn new(address: &str, json: Value) -> Self {
         Self {
             address: address.to_owned(),
             json,
         }
     }
 
-    pub(crate) fn str(&self, key: &str) -> Option<String> {
+    fn str(&self, key: &str) -> Option<String> {
         self.json.get(key).and_then(non_null_str)
     }
 
@@ -1035,7 +1037,7 @@ impl LogMetricsCollector {
             .map_or(0, |first| first.id.saturating_sub(self.cursor + 1));
         let start = self.last_collect.unwrap_or_else(|| {
             let oldest = entries.iter().map(|e| e.received_nanos).min();
-            oldest.unwrap_or(now_nanos).min(now_nanos) - 1
+            oldest.unwrap_or(now_nanos).min(now_nanos).saturating_sub(1)
         });
         for entry in &entries {
             self.observe(entry, start);

@@ -234,9 +234,19 @@ impl UptimeCheck {
         let Some(target) = target else {
             return self.url();
         };
-        target
-            .join(&self.path)
-            .map_err(|error| format!("{}: cannot probe {target}: {error}", self.address))
+        if target.cannot_be_a_base() {
+            return Err(format!("{}: cannot probe {target}", self.address));
+        }
+        // Set rather than joined: a path like `//host/x` must not change the host.
+        let (path, query) = match self.path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (self.path.as_str(), None),
+        };
+        let mut url = target.clone();
+        url.set_path(path);
+        url.set_query(query);
+        url.set_fragment(None);
+        Ok(url)
     }
 
     /// The local probe timeout under `scale`: see the module documentation.
@@ -875,6 +885,16 @@ mod tests {
             check.url_with_target(Some(&target)).unwrap().as_str(),
             "http://127.0.0.1:8080/healthz"
         );
+        let sneaky = UptimeCheck {
+            path: "//elsewhere.example/x?a=1".into(),
+            ..check.clone()
+        };
+        let url = sneaky.url_with_target(Some(&target)).unwrap();
+        assert_eq!(
+            (url.host_str(), url.port()),
+            (Some("127.0.0.1"), Some(8080))
+        );
+        assert_eq!(url.query(), Some("a=1"));
     }
 
     #[test]
