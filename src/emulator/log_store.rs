@@ -13,8 +13,17 @@
 //! from `POST /api/logs`, and from stdin with `emulator --logs -`. Memory is
 //! bounded twice: by entry count and by total line bytes; the oldest entries
 //! go first and are counted.
+//!
+//! Stdout lines do not say which service wrote them: Cloud Run attaches the
+//! monitored resource (`cloud_run_revision` with the service, revision and
+//! location) itself. A store is therefore configured with a [`LogSource`]
+//! that plays that part, so log-based metrics and filters such as
+//! `resource.labels.service_name="..."` see what they would see on Cloud Run.
+//! [`LogEntry::to_cloud_logging_json`] gives an entry in Cloud Logging's
+//! LogEntry shape, the one the Logging query language evaluates, and
+//! [`LogStore::entries_after`] lets a consumer read each entry once.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, SyncSender, TrySendError};
@@ -23,7 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::timestamp::now_nanos;
+use super::timestamp::{from_nanos, now_nanos, rfc3339};
 
 /// Cloud Logging's limit on one entry; longer lines are cut to a stub.
 pub const MAX_LINE_BYTES: usize = 256 * 1024;
@@ -42,6 +51,66 @@ const LABELS_FIELD: &str = "logging.googleapis.com/labels";
 /// The `@type` that makes Error Reporting pick an entry up.
 pub const REPORTED_ERROR_EVENT: &str =
     "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent";
+
+/// The monitored resource type Cloud Run attaches to its services' log entries.
+pub const CLOUD_RUN_REVISION: &str = "cloud_run_revision";
+
+/// The Cloud Run service, revision and place whose container wrote the
+/// lines: what Cloud Run puts in each entry's `resource` (a `cloud_run_revision`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogSource {
+    pub project_id: String,
+    pub service_name: String,
+    pub revision_name: String,
+    pub configuration_name: String,
+    pub location: String,
+}
+
+impl Default for LogSource {
+    /// A local run: the service's default name, nothing deployed.
+    fn default() -> Self {
+        Self::local("cloudrun-observability")
+    }
+}
+
+impl LogSource {
+    /// `service_name` running locally: project, revision and location `local`,
+    /// configuration named after the service (as Cloud Run names it).
+    pub fn local(service_name: &str) -> Self {
+        Self {
+            project_id: "local".into(),
+            service_name: service_name.into(),
+            revision_name: "local".into(),
+            configuration_name: service_name.into(),
+            location: "local".into(),
+        }
+    }
+
+    /// The `cloud_run_revision` resource of every entry from this source.
+    pub fn resource(&self) -> LogResource {
+        let labels = [
+            ("project_id", &self.project_id),
+            ("service_name", &self.service_name),
+            ("revision_name", &self.revision_name),
+            ("configuration_name", &self.configuration_name),
+            ("location", &self.location),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.clone()))
+        .collect();
+        LogResource {
+            resource_type: CLOUD_RUN_REVISION.into(),
+            labels,
+        }
+    }
+}
+
+/// A LogEntry's `resource`: a monitored resource type and its labels.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct LogResource {
+    pub resource_type: String,
+    pub labels: BTreeMap<String, String>,
+}
 
 /// `LogSeverity`, in Cloud Logging's order (so `>=` filters work).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -170,8 +239,155 @@ pub struct LogEntry {
     pub route: Option<String>,
     /// The `jsonPayload` left after lifting the special fields.
     pub payload: Map<String, Value>,
+    /// `logging.googleapis.com/labels`: the entry's user labels.
+    pub labels: BTreeMap<String, String>,
+    /// `logging.googleapis.com/insertId`, when the line set one.
+    pub insert_id: Option<String>,
+    /// What Cloud Run attaches: the store's [`LogSource`] as a `cloud_run_revision`.
+    pub resource: LogResource,
     /// Bytes of the line as received, for the memory bound.
     pub size: usize,
+}
+
+impl LogEntry {
+    /// The entry as Cloud Logging's LogEntry JSON (the REST shape, which
+    /// the Logging query language and [`super::log_filter::LogFilter`]
+    /// evaluate): `logName`, `resource`, `timestamp`, `severity`,
+    /// `jsonPayload` or `textPayload`, `httpRequest` with its camelCase
+    /// fields, `trace` as `projects/P/traces/T`, `spanId`, `labels`,
+    /// `sourceLocation`. As in the REST API, int64 fields (`responseSize`,
+    /// `sourceLocation.line`) are strings.
+    pub fn to_cloud_logging_json(&self) -> Value {
+        let project = self
+            .resource
+            .labels
+            .get("project_id")
+            .cloned()
+            .unwrap_or_default();
+        let mut entry = Map::new();
+        let mut put = |key: &str, value: Value| {
+            entry.insert(key.to_owned(), value);
+        };
+        // Cloud Run files container stdout under this log.
+        put(
+            "logName",
+            Value::from(format!(
+                "projects/{project}/logs/run.googleapis.com%2Fstdout"
+            )),
+        );
+        put("resource", self.resource_json());
+        put("timestamp", Value::from(nanos_text(self.timestamp_nanos)));
+        put(
+            "receiveTimestamp",
+            Value::from(nanos_text(self.received_nanos)),
+        );
+        put("severity", Value::from(self.severity.as_str()));
+        put(
+            "insertId",
+            Value::from(
+                self.insert_id
+                    .clone()
+                    .unwrap_or_else(|| format!("{:016x}", self.id)),
+            ),
+        );
+        if self.text_payload {
+            put("textPayload", Value::from(self.message.clone()));
+        } else {
+            put("jsonPayload", Value::Object(self.payload.clone()));
+        }
+        if let Some(http) = &self.http_request {
+            put("httpRequest", http.to_cloud_logging_json());
+        }
+        if !self.labels.is_empty() {
+            put("labels", string_map(&self.labels));
+        }
+        if let Some((trace_project, trace_id)) = &self.trace {
+            // A bare trace id is taken to belong to the entry's own project.
+            let trace_project = if trace_project.is_empty() {
+                &project
+            } else {
+                trace_project
+            };
+            put(
+                "trace",
+                Value::from(format!("projects/{trace_project}/traces/{trace_id}")),
+            );
+        }
+        if let Some(span_id) = &self.span_id {
+            put("spanId", Value::from(span_id.clone()));
+        }
+        if self.trace_sampled {
+            put("traceSampled", Value::Bool(true));
+        }
+        if let Some(location) = &self.source_location {
+            put("sourceLocation", location.to_cloud_logging_json());
+        }
+        Value::Object(entry)
+    }
+
+    fn resource_json(&self) -> Value {
+        let mut resource = Map::new();
+        resource.insert(
+            "type".into(),
+            Value::from(self.resource.resource_type.clone()),
+        );
+        resource.insert("labels".into(), string_map(&self.resource.labels));
+        Value::Object(resource)
+    }
+}
+
+impl HttpRequest {
+    /// `httpRequest` as Cloud Logging's REST API shows it.
+    fn to_cloud_logging_json(&self) -> Value {
+        let mut http = Map::new();
+        let strings = [
+            ("requestMethod", &self.request_method),
+            ("requestUrl", &self.request_url),
+            ("userAgent", &self.user_agent),
+            ("remoteIp", &self.remote_ip),
+            ("latency", &self.latency),
+            ("protocol", &self.protocol),
+        ];
+        for (key, value) in strings {
+            if let Some(value) = value {
+                http.insert(key.to_owned(), Value::from(value.clone()));
+            }
+        }
+        if let Some(status) = self.status {
+            http.insert("status".into(), Value::from(status));
+        }
+        if let Some(size) = self.response_size {
+            http.insert("responseSize".into(), Value::from(size.to_string()));
+        }
+        Value::Object(http)
+    }
+}
+
+impl SourceLocation {
+    /// `sourceLocation` as Cloud Logging's REST API shows it.
+    fn to_cloud_logging_json(&self) -> Value {
+        let mut location = Map::new();
+        location.insert("file".into(), Value::from(self.file.clone()));
+        if let Some(line) = self.line {
+            location.insert("line".into(), Value::from(line.to_string()));
+        }
+        if let Some(function) = &self.function {
+            location.insert("function".into(), Value::from(function.clone()));
+        }
+        Value::Object(location)
+    }
+}
+
+fn string_map(map: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect(),
+    )
+}
+
+fn nanos_text(nanos: i64) -> String {
+    rfc3339(&from_nanos(nanos))
 }
 
 /// Counters shown by `/api/status` and the console.
@@ -199,6 +415,8 @@ pub struct LogStore {
 
 #[derive(Debug)]
 struct Inner {
+    /// Given to every entry; one store holds the lines of one service.
+    resource: LogResource,
     max_entries: usize,
     max_bytes: usize,
     bytes: usize,
@@ -209,10 +427,16 @@ struct Inner {
 
 impl LogStore {
     /// An empty store keeping at most `max_entries` entries and about
-    /// `max_bytes` bytes of lines.
+    /// `max_bytes` bytes of lines, from the default (local) [`LogSource`].
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self::with_source(max_entries, max_bytes, LogSource::default())
+    }
+
+    /// [`LogStore::new`] for lines written by `source`'s container.
+    pub fn with_source(max_entries: usize, max_bytes: usize, source: LogSource) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
+                resource: source.resource(),
                 max_entries,
                 max_bytes,
                 bytes: 0,
@@ -242,6 +466,7 @@ impl LogStore {
         let (mut entry, oversized) = parse_line(line, received);
         let mut inner = self.lock();
         entry.id = inner.next_id;
+        entry.resource = inner.resource.clone();
         inner.next_id += 1;
         inner.stats.entries_received += 1;
         inner.stats.lines_oversized += u64::from(oversized);
@@ -313,6 +538,22 @@ impl LogStore {
     /// Every stored entry, oldest first.
     pub fn entries(&self) -> Vec<LogEntry> {
         self.lock().entries.iter().cloned().collect()
+    }
+
+    /// The entries with an id above `id`, oldest first: a cursor for
+    /// consumers that must see each entry once (log-based metrics). Start
+    /// with 0 and pass the last id returned.
+    ///
+    /// Ids are given in arrival order without gaps and eviction removes the
+    /// oldest first, so entries evicted before they were read show as a gap
+    /// at the front: the first id returned is then above `id + 1`, and the
+    /// difference is how many were lost to the consumer. They are not
+    /// returned later.
+    pub fn entries_after(&self, id: u64) -> Vec<LogEntry> {
+        let inner = self.lock();
+        // Ids increase along the queue, so the first newer one is found by bisection.
+        let start = inner.entries.partition_point(|entry| entry.id <= id);
+        inner.entries.range(start..).cloned().collect()
     }
 
     /// The newest `limit` entries matching `keep`, newest timestamp first
@@ -432,6 +673,9 @@ fn text_entry(message: String, received_nanos: i64, size: usize) -> LogEntry {
         error: None,
         route: None,
         payload: Map::new(),
+        labels: BTreeMap::new(),
+        insert_id: None,
+        resource: LogSource::default().resource(),
         size,
     }
 }
@@ -460,8 +704,18 @@ fn json_entry(mut object: Map<String, Value>, received_nanos: i64, size: usize) 
         .remove(SOURCE_FIELD)
         .as_ref()
         .and_then(|v| source_location(v, "file", "line", "function"));
-    object.remove(INSERT_ID_FIELD);
-    object.remove(LABELS_FIELD);
+    let insert_id = object.remove(INSERT_ID_FIELD).and_then(as_string);
+    let labels = object
+        .remove(LABELS_FIELD)
+        .as_ref()
+        .and_then(Value::as_object)
+        .map(|labels| {
+            labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), as_string(v.clone())?)))
+                .collect()
+        })
+        .unwrap_or_default();
     let message = object
         .get("message")
         .map(|m| as_string(m.clone()).unwrap_or_default())
@@ -484,6 +738,9 @@ fn json_entry(mut object: Map<String, Value>, received_nanos: i64, size: usize) 
         error,
         route,
         payload: object,
+        labels,
+        insert_id,
+        resource: LogSource::default().resource(),
         size,
     }
 }
@@ -696,5 +953,118 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         panic!("the line never arrived");
+    }
+
+    fn frontend_store(max_entries: usize) -> LogStore {
+        LogStore::with_source(
+            max_entries,
+            usize::MAX,
+            LogSource::local("cloudrun-obs-frontend"),
+        )
+    }
+
+    #[test]
+    fn an_entry_as_cloud_logging_json_has_the_logentry_shape() {
+        let store = frontend_store(10);
+        store.ingest_line(REQUEST_LINE);
+        store.ingest_line("plain text");
+        let entries = store.entries();
+        let json = entries[0].to_cloud_logging_json();
+        assert_eq!(json["resource"]["type"], "cloud_run_revision");
+        assert_eq!(
+            json["resource"]["labels"]["service_name"],
+            "cloudrun-obs-frontend"
+        );
+        assert_eq!(json["resource"]["labels"]["revision_name"], "local");
+        assert_eq!(json["severity"], "INFO");
+        assert_eq!(json["timestamp"], "2026-11-24T16:36:40.202009799Z");
+        assert_eq!(json["httpRequest"]["status"], 200);
+        assert_eq!(json["httpRequest"]["requestMethod"], "GET");
+        assert_eq!(json["httpRequest"]["responseSize"], "119");
+        assert_eq!(json["httpRequest"]["latency"], "0.000403s");
+        assert_eq!(
+            json["trace"],
+            "projects/local/traces/4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(json["spanId"], "2f75984dfd66ce2f");
+        assert_eq!(json["traceSampled"], true);
+        assert_eq!(json["sourceLocation"]["line"], "164");
+        assert_eq!(json["jsonPayload"]["latencyMs"], "0.403");
+        assert_eq!(json["jsonPayload"]["route"], "/api/books/{id}");
+        assert!(json["jsonPayload"].get("httpRequest").is_none());
+        assert!(json.get("textPayload").is_none());
+        let text = entries[1].to_cloud_logging_json();
+        assert_eq!(text["textPayload"], "plain text");
+        assert_eq!(text["severity"], "DEFAULT");
+        assert!(text.get("jsonPayload").is_none());
+    }
+
+    #[test]
+    fn user_labels_and_insert_ids_are_kept() {
+        let (entry, _) = parse_line(
+            r#"{"message":"m","logging.googleapis.com/labels":{"tenant":"a","n":3},"logging.googleapis.com/insertId":"x1"}"#,
+            1,
+        );
+        let json = entry.to_cloud_logging_json();
+        assert_eq!(json["labels"]["tenant"], "a");
+        assert_eq!(json["labels"]["n"], "3");
+        assert_eq!(json["insertId"], "x1");
+        assert!(json["jsonPayload"]
+            .get("logging.googleapis.com/labels")
+            .is_none());
+    }
+
+    #[test]
+    fn the_terraform_log_filters_match_the_services_real_lines() {
+        use crate::emulator::log_filter::LogFilter;
+        let run_logs = r#"resource.type="cloud_run_revision" AND resource.labels.service_name=("cloudrun-obs-frontend" OR "cloudrun-obs-backend")"#;
+        let errors = LogFilter::parse(&format!("{run_logs} AND severity>=ERROR")).unwrap();
+        let payments = LogFilter::parse(&format!(
+            r#"{run_logs} AND severity>=ERROR AND jsonPayload.dependency="payments""#
+        ))
+        .unwrap();
+        let latency =
+            LogFilter::parse(&format!("{run_logs} AND jsonPayload.latencyMs>=0")).unwrap();
+        let payment_line = r#"{"severity":"ERROR","dependency":"payments","errorType":"downstream_failure","message":"could not charge the payment"}"#;
+        let store = frontend_store(10);
+        for line in [REQUEST_LINE, ERROR_LINE, payment_line] {
+            store.ingest_line(line);
+        }
+        let json: Vec<Value> = store
+            .entries()
+            .iter()
+            .map(LogEntry::to_cloud_logging_json)
+            .collect();
+        let matching = |filter: &LogFilter| -> Vec<bool> {
+            json.iter().map(|entry| filter.matches(entry)).collect()
+        };
+        assert_eq!(matching(&errors), [false, true, true]);
+        assert_eq!(matching(&payments), [false, false, true]);
+        assert_eq!(matching(&latency), [true, false, false]);
+        // Lines of another service are not these services' logs.
+        let other = LogStore::new(10, usize::MAX);
+        other.ingest_line(ERROR_LINE);
+        assert!(!errors.matches(&other.entries()[0].to_cloud_logging_json()));
+    }
+
+    #[test]
+    fn entries_after_is_a_cursor_and_shows_evicted_entries_as_a_gap() {
+        let store = frontend_store(3);
+        assert!(store.entries_after(0).is_empty());
+        for n in 1..=2 {
+            store.ingest_line(&format!("line {n}"));
+        }
+        let first = store.entries_after(0);
+        assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), [1, 2]);
+        assert!(store.entries_after(2).is_empty());
+        for n in 3..=7 {
+            store.ingest_line(&format!("line {n}"));
+        }
+        // 3 and 4 were evicted unread: the next id after the cursor is 5.
+        let next = store.entries_after(2);
+        assert_eq!(next.iter().map(|e| e.id).collect::<Vec<_>>(), [5, 6, 7]);
+        assert_eq!(next[0].message, "line 5");
+        assert_eq!(store.entries_after(6).len(), 1);
+        assert!(store.entries_after(u64::MAX).is_empty());
     }
 }

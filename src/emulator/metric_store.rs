@@ -5,6 +5,11 @@
 //! sampling period) see a consistent view and concurrent writers never lose
 //! points. Points of all series share one arrival-order queue: when the cap is
 //! reached the oldest point overall is dropped and counted.
+//!
+//! Clients write through [`MetricStore::write`], held to every rule; the
+//! emulator's own stand-ins for Google's producers (log-based metrics, Cloud
+//! Run's request metrics, uptime checks) use [`MetricStore::write_as_google`],
+//! which allows system metric types and resources and nothing else more.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,7 +22,7 @@ use serde::Serialize;
 
 use super::filter::{Filter, Selector, Subject};
 use super::monitoring_validation::{
-    check_against_last, validate_series, SeriesKey, StoredPoint, ValidSeries,
+    check_against_last, validate_series_as, SeriesKey, StoredPoint, ValidSeries, Writer,
 };
 
 /// Counters shown by `/api/status` and read by tests.
@@ -128,11 +133,36 @@ impl MetricStore {
     /// Validates and writes the series of one request; valid series are
     /// written even when others fail (M1).
     pub fn write(&self, project: &str, series: &[TimeSeries], now_nanos: i64) -> WriteOutcome {
+        self.write_as(Writer::Client, project, series, now_nanos)
+    }
+
+    /// [`MetricStore::write`] for Google's own producers: system metric
+    /// types (`logging.googleapis.com/user/...`, `run.googleapis.com/...`,
+    /// `monitoring.googleapis.com/uptime_check/...`) on system resources
+    /// (`cloud_run_revision`, `uptime_url`), with descriptors created on
+    /// first write whatever their kind (DELTA included). Every other rule
+    /// still applies: labels, kinds, intervals, distributions, order, sampling.
+    pub fn write_as_google(
+        &self,
+        project: &str,
+        series: &[TimeSeries],
+        now_nanos: i64,
+    ) -> WriteOutcome {
+        self.write_as(Writer::Google, project, series, now_nanos)
+    }
+
+    fn write_as(
+        &self,
+        writer: Writer,
+        project: &str,
+        series: &[TimeSeries],
+        now_nanos: i64,
+    ) -> WriteOutcome {
         let mut inner = self.lock();
         let mut outcome = WriteOutcome::default();
         let mut seen: HashSet<SeriesKey> = HashSet::new();
         for (index, ts) in series.iter().enumerate() {
-            match inner.write_one(index, project, ts, now_nanos, &mut seen) {
+            match inner.write_one(writer, index, project, ts, now_nanos, &mut seen) {
                 Ok(()) => outcome.points_written += 1,
                 Err(reason) => outcome.errors.push((index, reason)),
             }
@@ -152,6 +182,12 @@ impl MetricStore {
     /// Current counters.
     pub fn stats(&self) -> MetricStats {
         self.lock().stats
+    }
+
+    /// The least time between two points of one series (M8): producers
+    /// hold points back rather than have them rejected.
+    pub fn min_sampling_period(&self) -> Duration {
+        Duration::from_nanos(u64::try_from(self.lock().min_sampling_nanos).unwrap_or(0))
     }
 
     /// The descriptor of `metric_type` in `project`.
@@ -222,6 +258,7 @@ pub fn descriptor_name(project: &str, metric_type: &str) -> String {
 impl Inner {
     fn write_one(
         &mut self,
+        writer: Writer,
         index: usize,
         project: &str,
         ts: &TimeSeries,
@@ -236,7 +273,7 @@ impl Inner {
         let descriptor = self
             .descriptors
             .get(&(project.to_string(), metric_type.clone()));
-        let valid = validate_series(index, project, ts, descriptor, now_nanos)?;
+        let valid = validate_series_as(writer, index, project, ts, descriptor, now_nanos)?;
         if !seen.insert(valid.key.clone()) {
             return Err(format!(
                 "Field timeSeries[{index}] had an invalid value: Duplicate TimeSeries encountered. Only one point can be written per TimeSeries per request."
@@ -298,5 +335,207 @@ impl Inner {
             self.stats.points_dropped += 1;
         }
         self.stats.points_stored = self.arrival.len() as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gcloud_sdk::google::api::{Metric, MonitoredResource};
+    use gcloud_sdk::google::monitoring::v3::{typed_value, Point, TimeInterval, TypedValue};
+
+    use crate::emulator::timestamp::{from_nanos, now_nanos, NANOS_PER_SECOND};
+
+    fn series(
+        metric_type: &str,
+        resource_type: &str,
+        resource_labels: &[(&str, &str)],
+        kind: MetricKind,
+        start: Option<i64>,
+        end: i64,
+    ) -> TimeSeries {
+        TimeSeries {
+            metric: Some(Metric {
+                r#type: metric_type.into(),
+                labels: [("response_code_class".to_owned(), "5xx".to_owned())].into(),
+            }),
+            resource: Some(MonitoredResource {
+                r#type: resource_type.into(),
+                labels: resource_labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+            metric_kind: kind as i32,
+            points: vec![Point {
+                interval: Some(TimeInterval {
+                    start_time: start.map(from_nanos),
+                    end_time: Some(from_nanos(end)),
+                }),
+                value: Some(TypedValue {
+                    value: Some(typed_value::Value::Int64Value(3)),
+                }),
+            }],
+            ..TimeSeries::default()
+        }
+    }
+
+    const REVISION: &[(&str, &str)] = &[
+        ("service_name", "frontend"),
+        ("revision_name", "local"),
+        ("configuration_name", "frontend"),
+        ("location", "local"),
+    ];
+
+    fn store() -> MetricStore {
+        MetricStore::new(100, Duration::from_secs(5))
+    }
+
+    #[test]
+    fn google_may_write_system_metrics_on_system_resources_clients_may_not() {
+        let now = now_nanos();
+        let delta = |metric_type: &str| {
+            series(
+                metric_type,
+                "cloud_run_revision",
+                REVISION,
+                MetricKind::Delta,
+                Some(now - NANOS_PER_SECOND),
+                now,
+            )
+        };
+        for metric_type in [
+            "run.googleapis.com/request_count",
+            "logging.googleapis.com/user/app-errors",
+        ] {
+            let client = store().write("p", &[delta(metric_type)], now);
+            assert_eq!(client.errors.len(), 1, "{metric_type}");
+            let google = store();
+            let outcome = google.write_as_google("p", &[delta(metric_type)], now);
+            assert!(
+                outcome.errors.is_empty(),
+                "{metric_type}: {:?}",
+                outcome.errors
+            );
+            let descriptor = google.descriptor("p", metric_type).unwrap();
+            assert_eq!(descriptor.metric_kind, MetricKind::Delta as i32);
+        }
+        // A writable type on a system resource is still refused to a client.
+        let client = store().write("p", &[delta("workload.googleapis.com/x")], now);
+        assert!(
+            client.errors[0].1.contains("cloud_run_revision"),
+            "{:?}",
+            client.errors
+        );
+    }
+
+    #[test]
+    fn google_writes_keep_every_other_rule() {
+        let now = now_nanos();
+        let google = store();
+        let cases = [
+            // M12: incomplete system resource.
+            series(
+                "run.googleapis.com/request_count",
+                "cloud_run_revision",
+                &[("service_name", "frontend")],
+                MetricKind::Delta,
+                Some(now - NANOS_PER_SECOND),
+                now,
+            ),
+            // Unknown resource type.
+            series(
+                "run.googleapis.com/request_count",
+                "moon_base",
+                &[],
+                MetricKind::Delta,
+                Some(now - NANOS_PER_SECOND),
+                now,
+            ),
+            // M5: DELTA start not before end.
+            series(
+                "run.googleapis.com/request_count",
+                "cloud_run_revision",
+                REVISION,
+                MetricKind::Delta,
+                Some(now),
+                now,
+            ),
+            // Not a Google metric type.
+            series(
+                "request_count",
+                "cloud_run_revision",
+                REVISION,
+                MetricKind::Delta,
+                Some(now - NANOS_PER_SECOND),
+                now,
+            ),
+            // M6: too far in the past.
+            series(
+                "run.googleapis.com/request_count",
+                "cloud_run_revision",
+                REVISION,
+                MetricKind::Delta,
+                Some(now - 30 * 3600 * NANOS_PER_SECOND),
+                now - 26 * 3600 * NANOS_PER_SECOND,
+            ),
+        ];
+        for (i, case) in cases.iter().enumerate() {
+            let outcome = google.write_as_google("p", std::slice::from_ref(case), now);
+            assert_eq!(outcome.errors.len(), 1, "case {i}");
+        }
+        // M5/M7 against the previous point: overlapping DELTA intervals.
+        let first = series(
+            "run.googleapis.com/request_count",
+            "cloud_run_revision",
+            REVISION,
+            MetricKind::Delta,
+            Some(now - 20 * NANOS_PER_SECOND),
+            now - 10 * NANOS_PER_SECOND,
+        );
+        assert!(google.write_as_google("p", &[first], now).errors.is_empty());
+        let overlapping = series(
+            "run.googleapis.com/request_count",
+            "cloud_run_revision",
+            REVISION,
+            MetricKind::Delta,
+            Some(now - 15 * NANOS_PER_SECOND),
+            now,
+        );
+        let outcome = google.write_as_google("p", &[overlapping], now);
+        assert!(outcome.errors[0]
+            .1
+            .contains("Points must be written in order"));
+    }
+
+    #[test]
+    fn uptime_urls_need_their_host() {
+        let now = now_nanos();
+        let gauge = |labels: &[(&str, &str)]| {
+            series(
+                "monitoring.googleapis.com/uptime_check/check_passed",
+                "uptime_url",
+                labels,
+                MetricKind::Gauge,
+                None,
+                now,
+            )
+        };
+        let google = store();
+        assert_eq!(
+            google.write_as_google("p", &[gauge(&[])], now).errors.len(),
+            1
+        );
+        assert!(google
+            .write_as_google("p", &[gauge(&[("host", "a.run.app")])], now)
+            .errors
+            .is_empty());
+        assert_eq!(
+            store()
+                .write("p", &[gauge(&[("host", "a.run.app")])], now)
+                .errors
+                .len(),
+            1
+        );
     }
 }

@@ -16,10 +16,12 @@ pub mod console;
 pub mod filter;
 pub mod filter_check;
 pub mod log_filter;
+pub mod log_metrics;
 pub mod log_store;
 pub mod metric_store;
 pub mod monitoring;
 pub mod monitoring_validation;
+pub mod run_metrics;
 pub mod status;
 pub mod terraform;
 pub mod time_scale;
@@ -28,6 +30,7 @@ pub mod trace;
 pub mod trace_filter;
 pub mod trace_store;
 pub mod trace_validation;
+pub mod uptime;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -73,6 +76,8 @@ pub struct EmulatorConfig {
     pub max_log_entries: usize,
     /// Bytes of log lines kept for the console; the oldest go first beyond it.
     pub max_log_bytes: usize,
+    /// The Cloud Run service the log lines come from: their `resource`.
+    pub log_source: log_store::LogSource,
 }
 
 impl Default for EmulatorConfig {
@@ -85,6 +90,7 @@ impl Default for EmulatorConfig {
             min_sampling_period: Duration::from_secs(5),
             max_log_entries: 20_000,
             max_log_bytes: 64 * 1024 * 1024,
+            log_source: log_store::LogSource::default(),
         }
     }
 }
@@ -119,7 +125,11 @@ impl EmulatorStore {
         Self {
             traces: TraceStore::new(config.max_spans),
             metrics: MetricStore::new(config.max_points, config.min_sampling_period),
-            logs: LogStore::new(config.max_log_entries, config.max_log_bytes),
+            logs: LogStore::with_source(
+                config.max_log_entries,
+                config.max_log_bytes,
+                config.log_source.clone(),
+            ),
         }
     }
 }

@@ -1,5 +1,13 @@
 //! Cloud Monitoring v3 write rules (M1-M15 of `gcp-api-rules.md`).
 //!
+//! Two kinds of writer are told apart ([`Writer`]): API clients, held to
+//! every rule, and Google's own producers inside the emulator (log-based
+//! metrics, Cloud Run's request metrics, uptime checks), which write system
+//! metric types (`logging.googleapis.com/user/...`, `run.googleapis.com/...`)
+//! on system resources (`cloud_run_revision`, `uptime_url`) that M9 and M12
+//! forbid to clients, and may create DELTA descriptors. Every other rule
+//! (labels, kinds, intervals, distributions, order, sampling) holds for both.
+//!
 //! Checks that need no stored state live in [`validate_series`]; checks
 //! against the series' previous point (order, sampling period, interval
 //! continuity) in [`check_against_last`]. Each failure is a reason string in
@@ -64,6 +72,31 @@ const WRITABLE_RESOURCES: [(&str, &[&str]); 9] = [
         &["instance_id", "region", "aws_account"],
     ),
 ];
+
+/// Monitored resources only Google writes to, with their required labels
+/// (`project_id` excepted, as for the writable ones).
+const SYSTEM_RESOURCES: [(&str, &[&str]); 2] = [
+    (
+        "cloud_run_revision",
+        &[
+            "service_name",
+            "revision_name",
+            "configuration_name",
+            "location",
+        ],
+    ),
+    ("uptime_url", &["host"]),
+];
+
+/// Who writes: an API client, or one of Google's own metric producers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// Held to every rule, M9 and M12 included.
+    Client,
+    /// Google's producers: system metric types and resources, DELTA
+    /// descriptors created on first write; all other rules hold.
+    Google,
+}
 
 /// Request-level failures: the whole request is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +163,7 @@ pub fn check_request_size(series: usize) -> Result<(), RequestError> {
     }
 }
 
-/// All stateless checks of series `index` (M3, M5, M6, M9-M14).
+/// All stateless checks of series `index` (M3, M5, M6, M9-M14) for an API client.
 ///
 /// # Errors
 /// The reason, in Google's wording, without the `: timeSeries[i]` suffix.
@@ -141,17 +174,43 @@ pub fn validate_series(
     descriptor: Option<&MetricDescriptor>,
     now_nanos: i64,
 ) -> Result<ValidSeries, String> {
+    validate_series_as(
+        Writer::Client,
+        index,
+        project,
+        series,
+        descriptor,
+        now_nanos,
+    )
+}
+
+/// [`validate_series`] for `writer`: see [`Writer`] for what differs.
+///
+/// # Errors
+/// The reason, in Google's wording, without the `: timeSeries[i]` suffix.
+pub fn validate_series_as(
+    writer: Writer,
+    index: usize,
+    project: &str,
+    series: &TimeSeries,
+    descriptor: Option<&MetricDescriptor>,
+    now_nanos: i64,
+) -> Result<ValidSeries, String> {
     let metric = series
         .metric
         .as_ref()
         .ok_or_else(|| format!("Field timeSeries[{index}].metric is required."))?;
-    check_metric_type(&format!("timeSeries[{index}].metric.type"), &metric.r#type)?;
+    let type_field = format!("timeSeries[{index}].metric.type");
+    match writer {
+        Writer::Client => check_metric_type(&type_field, &metric.r#type)?,
+        Writer::Google => check_system_metric_type(&type_field, &metric.r#type)?,
+    }
     check_metric_labels(index, &metric.r#type, &metric.labels)?;
     let resource = series
         .resource
         .as_ref()
         .ok_or_else(|| format!("Field timeSeries[{index}].resource is required."))?;
-    check_resource(index, &resource.r#type, &resource.labels)?;
+    check_resource(writer, index, &resource.r#type, &resource.labels)?;
     let point = single_point(index, series)?;
     let value = point
         .value
@@ -159,7 +218,14 @@ pub fn validate_series(
         .and_then(|v| v.value.as_ref())
         .ok_or_else(|| format!("Field timeSeries[{index}].points[0].value is required."))?;
     let value_type = value_type_of(value);
-    let kind = resolve_kind(index, series, &metric.r#type, value_type, descriptor)?;
+    let kind = resolve_kind(
+        writer,
+        index,
+        series,
+        &metric.r#type,
+        value_type,
+        descriptor,
+    )?;
     if let typed_value::Value::DistributionValue(d) = value {
         check_distribution(d).map_err(|reason| {
             format!("Field timeSeries[{index}].points[0].distributionValue had an invalid value: {reason}")
@@ -231,6 +297,30 @@ pub fn check_metric_type(field: &str, metric_type: &str) -> Result<(), String> {
     }
 }
 
+/// The metric types Google's producers write: `SERVICE.googleapis.com/NAME`.
+/// The name is looser than M9's user-defined one: log-based metric names
+/// may carry `-` and other punctuation (`logging.googleapis.com/user/app-errors`).
+fn check_system_metric_type(field: &str, metric_type: &str) -> Result<(), String> {
+    let well_formed = metric_type
+        .split_once(".googleapis.com/")
+        .is_some_and(|(service, name)| {
+            !service.is_empty()
+                && service
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.')
+                && !name.is_empty()
+                && name.chars().count() <= MAX_RELATIVE_NAME_CHARS
+                && name.chars().all(|c| c.is_ascii_graphic())
+        });
+    if well_formed {
+        Ok(())
+    } else {
+        Err(format!(
+            "Field {field} had an invalid value of \"{metric_type}\": expected SERVICE.googleapis.com/NAME."
+        ))
+    }
+}
+
 fn is_label_key(key: &str) -> bool {
     let mut chars = key.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -264,10 +354,18 @@ fn check_metric_labels(
 }
 
 fn check_resource(
+    writer: Writer,
     index: usize,
     resource_type: &str,
     labels: &std::collections::HashMap<String, String>,
 ) -> Result<(), String> {
+    if writer == Writer::Google {
+        if let Some((_, required)) = SYSTEM_RESOURCES.iter().find(|(t, _)| *t == resource_type) {
+            // Locations of system resources are Google's own (and `local` in
+            // the emulator), so only completeness is checked.
+            return check_required_labels(required, labels);
+        }
+    }
     if resource_type == "cloud_run_revision" {
         return Err("Metrics cannot be written to cloud_run_revision. See https://cloud.google.com/monitoring/custom-metrics/creating-metrics#which-resource for a list of writable resource types.".into());
     }
@@ -276,20 +374,29 @@ fn check_resource(
             "Field timeSeries[{index}].resource.type had an invalid value of \"{resource_type}\": Metrics cannot be written to {resource_type}. See https://cloud.google.com/monitoring/custom-metrics/creating-metrics#which-resource for a list of writable resource types."
         ));
     };
+    check_required_labels(required, labels)?;
+    match labels.get("location") {
+        Some(location) if !is_location(location) => Err("Unrecognized region or location.".into()),
+        _ => Ok(()),
+    }
+}
+
+fn check_required_labels(
+    required: &[&str],
+    labels: &std::collections::HashMap<String, String>,
+) -> Result<(), String> {
     let missing: Vec<&str> = required
         .iter()
         .copied()
         .filter(|label| !labels.contains_key(*label))
         .collect();
-    if !missing.is_empty() {
-        return Err(format!(
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
             "The set of resource labels is incomplete. Missing labels: ({}).",
             missing.join(" ")
-        ));
-    }
-    match labels.get("location") {
-        Some(location) if !is_location(location) => Err("Unrecognized region or location.".into()),
-        _ => Ok(()),
+        ))
     }
 }
 
@@ -352,6 +459,7 @@ pub fn type_name(value_type: ValueType) -> &'static str {
 /// M11 and M14: the kind the point is written with, checked against the
 /// descriptor if there is one, else against what auto-creation allows.
 fn resolve_kind(
+    writer: Writer,
     index: usize,
     series: &TimeSeries,
     metric_type: &str,
@@ -389,6 +497,8 @@ fn resolve_kind(
     let kind = match declared_kind {
         MetricKind::Unspecified | MetricKind::Gauge => MetricKind::Gauge,
         MetricKind::Cumulative => MetricKind::Cumulative,
+        // Google's producers declare their system descriptors, DELTA included.
+        MetricKind::Delta if writer == Writer::Google => MetricKind::Delta,
         MetricKind::Delta => {
             return Err(format!(
                 "Field timeSeries[{index}].metricKind had an invalid value of \"DELTA\": a metric descriptor is created automatically only for GAUGE or CUMULATIVE metrics; create the descriptor of {metric_type} first."
