@@ -55,11 +55,23 @@ pub struct Config {
     /// spec says): how often metrics are exported. Default 60 s; never below
     /// [`MIN_METRIC_EXPORT_INTERVAL`].
     pub metric_export_interval: MetricExportInterval,
+    /// `EMULATOR_TERRAFORM_DIR`: with the embedded emulator, evaluate this
+    /// Terraform directory's log-based metrics, uptime checks and alert
+    /// policies (e.g. `terraform`). Unset: no alerting.
+    pub emulator_terraform_dir: Option<std::path::PathBuf>,
+    /// `EMULATOR_TIME_SCALE`: how much faster the embedded emulator runs
+    /// monitoring time (default 1, real time).
+    pub emulator_time_scale: crate::emulator::time_scale::TimeScale,
 }
 
 /// The shortest export interval: Cloud Monitoring accepts one point per
 /// series every 5 s (rule M8).
 pub const MIN_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The shortest export interval to an emulator, which enforces M8 itself,
+/// divided by its time scale when one runs monitoring faster
+/// (`emulator --time-scale 60` accepts a point every 83 ms).
+pub const MIN_EMULATOR_METRIC_EXPORT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The default export interval, the OpenTelemetry spec's.
 pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
@@ -173,13 +185,20 @@ impl Config {
                 })
             }
         };
+        let project_id = var("GOOGLE_CLOUD_PROJECT");
+        let emulator_host = var("CLOUD_OPS_EMULATOR_HOST").map(|host| host.trim().to_owned());
+        let minimum_export_interval = if project_id.is_some() && emulator_host.is_none() {
+            MIN_METRIC_EXPORT_INTERVAL
+        } else {
+            MIN_EMULATOR_METRIC_EXPORT_INTERVAL
+        };
         let downstream_url = var("DOWNSTREAM_URL")
             .map(|url| url.trim().trim_end_matches('/').to_owned())
             .map(|url| validate_url("DOWNSTREAM_URL", url))
             .transpose()?;
         Ok(Self {
             listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-            project_id: var("GOOGLE_CLOUD_PROJECT"),
+            project_id,
             cloud_run,
             downstream_url,
             payment_failure_rate,
@@ -193,7 +212,7 @@ impl Config {
                 var("OTEL_TRACES_SAMPLER_ARG"),
                 1.0,
             )?,
-            emulator_host: var("CLOUD_OPS_EMULATOR_HOST").map(|host| host.trim().to_owned()),
+            emulator_host,
             metadata_host: var("GCE_METADATA_HOST").map(|host| host.trim().to_owned()),
             span_queue_size: match var("OTEL_BSP_MAX_QUEUE_SIZE") {
                 Some(value) => match value.trim().parse::<usize>() {
@@ -208,7 +227,19 @@ impl Config {
                 },
                 None => DEFAULT_SPAN_QUEUE_SIZE,
             },
-            metric_export_interval: parse_export_interval(var("OTEL_METRIC_EXPORT_INTERVAL"))?,
+            emulator_terraform_dir: var("EMULATOR_TERRAFORM_DIR").map(Into::into),
+            emulator_time_scale: match var("EMULATOR_TIME_SCALE") {
+                Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+                    name: "EMULATOR_TIME_SCALE",
+                    value,
+                    reason: "expected a factor from 1 to 3600 (1 is real time)",
+                })?,
+                None => crate::emulator::time_scale::TimeScale::REAL_TIME,
+            },
+            metric_export_interval: parse_export_interval(
+                var("OTEL_METRIC_EXPORT_INTERVAL"),
+                minimum_export_interval,
+            )?,
         })
     }
 
@@ -266,8 +297,11 @@ fn parse_ratio(
     }
 }
 
-/// Milliseconds, raised to [`MIN_METRIC_EXPORT_INTERVAL`] when shorter.
-fn parse_export_interval(value: Option<String>) -> Result<MetricExportInterval, ConfigError> {
+/// Milliseconds, raised to `minimum` when shorter.
+fn parse_export_interval(
+    value: Option<String>,
+    minimum: Duration,
+) -> Result<MetricExportInterval, ConfigError> {
     let Some(value) = value else {
         return Ok(MetricExportInterval::default());
     };
@@ -280,9 +314,9 @@ fn parse_export_interval(value: Option<String>) -> Result<MetricExportInterval, 
             reason: "expected a number of milliseconds",
         })?;
     let requested = Duration::from_millis(millis);
-    Ok(if requested < MIN_METRIC_EXPORT_INTERVAL {
+    Ok(if requested < minimum {
         MetricExportInterval {
-            interval: MIN_METRIC_EXPORT_INTERVAL,
+            interval: minimum,
             raised_from: Some(requested),
         }
     } else {
@@ -397,11 +431,14 @@ mod tests {
     }
 
     #[test]
-    fn metric_export_interval_is_milliseconds_and_never_below_5_s() {
+    fn metric_export_interval_is_milliseconds_and_never_below_5_s_for_google() {
         let interval = |value: &str| {
-            config(&[("OTEL_METRIC_EXPORT_INTERVAL", value)])
-                .unwrap()
-                .metric_export_interval
+            config(&[
+                ("OTEL_METRIC_EXPORT_INTERVAL", value),
+                ("GOOGLE_CLOUD_PROJECT", "p"),
+            ])
+            .unwrap()
+            .metric_export_interval
         };
         assert_eq!(
             config(&[]).unwrap().metric_export_interval.interval,
@@ -422,6 +459,18 @@ mod tests {
             }
         );
         assert!(config(&[("OTEL_METRIC_EXPORT_INTERVAL", "60s")]).is_err());
+        // An emulator checks M8 itself, possibly time-scaled: 250 ms is allowed there.
+        let to_emulator = |value: &str| {
+            config(&[
+                ("OTEL_METRIC_EXPORT_INTERVAL", value),
+                ("CLOUD_OPS_EMULATOR_HOST", "127.0.0.1:1"),
+                ("GOOGLE_CLOUD_PROJECT", "p"),
+            ])
+            .unwrap()
+            .metric_export_interval
+        };
+        assert_eq!(to_emulator("250").interval, Duration::from_millis(250));
+        assert_eq!(to_emulator("10").interval, Duration::from_millis(100));
     }
 
     #[test]
