@@ -32,6 +32,8 @@ locals {
 
   request_duration_filter = "metric.type=\"workload.googleapis.com/http.server.request.duration\" AND ${local.frontend_metric_resource}"
 
+  frontend_request_count_filter = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${local.services.frontend}\""
+
   runbook_footer = <<-EOT
 
     Service: ${local.services.frontend} (public) calls ${local.services.backend} (private) in ${var.region}.
@@ -166,8 +168,10 @@ resource "google_monitoring_alert_policy" "error_ratio" {
   conditions {
     display_name = "5xx responses / all responses > ${var.error_ratio_threshold} for 5 min"
     condition_threshold {
-      filter             = "${local.request_duration_filter} AND metric.labels.http_response_status_code=starts_with(\"5\")"
-      denominator_filter = local.request_duration_filter
+      # Cloud Run's own request count, by response class: it counts every response the frontend
+      # gave, including those of a crashed or overloaded instance that could not export its metrics.
+      filter             = "${local.frontend_request_count_filter} AND metric.labels.response_code_class=\"5xx\""
+      denominator_filter = local.frontend_request_count_filter
       comparison         = "COMPARISON_GT"
       threshold_value    = var.error_ratio_threshold
       duration           = "300s"
@@ -176,14 +180,14 @@ resource "google_monitoring_alert_policy" "error_ratio" {
         alignment_period     = "60s"
         per_series_aligner   = "ALIGN_DELTA"
         cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.labels.namespace"]
+        group_by_fields      = ["resource.labels.service_name"]
       }
 
       denominator_aggregations {
         alignment_period     = "60s"
         per_series_aligner   = "ALIGN_DELTA"
         cross_series_reducer = "REDUCE_SUM"
-        group_by_fields      = ["resource.labels.namespace"]
+        group_by_fields      = ["resource.labels.service_name"]
       }
 
       trigger {
@@ -219,14 +223,15 @@ resource "google_monitoring_alert_policy" "error_logs" {
   conditions {
     display_name = "more than ${var.error_log_threshold} ERROR entries per minute for 5 min"
     condition_threshold {
-      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.errors.name}\" AND resource.type=\"cloud_run_revision\""
-      comparison      = "COMPARISON_GT"
-      threshold_value = var.error_log_threshold
+      filter     = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.errors.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison = "COMPARISON_GT"
+      # ALIGN_RATE is per second; a rate means the same whatever the alignment period.
+      threshold_value = var.error_log_threshold / 60
       duration        = "300s"
 
       aggregations {
         alignment_period     = "60s"
-        per_series_aligner   = "ALIGN_DELTA"
+        per_series_aligner   = "ALIGN_RATE"
         cross_series_reducer = "REDUCE_SUM"
         group_by_fields      = ["resource.labels.service_name"]
       }
