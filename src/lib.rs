@@ -25,6 +25,9 @@ use thiserror::Error;
 
 use crate::app::{Application, StartupError};
 use crate::config::{Config, TelemetryBackend};
+use crate::emulator::alerting::AlertingConfig;
+use crate::emulator::log_store::LogSource;
+use crate::emulator::terraform::VariableInputs;
 use crate::emulator::{Emulator, EmulatorConfig, EmulatorError, RunningEmulator};
 use crate::telemetry::{Endpoint, TelemetryError};
 
@@ -77,6 +80,15 @@ pub async fn run_service(config: Config) -> Result<(), ServiceError> {
     let application = Application::build(&config).await?;
     telemetry.observe_sessions(application.sessions());
     let addr = application.local_addr();
+    if let Some(alerting) = embedded.as_ref().and_then(|e| e.store().alerting) {
+        for line in alerting.report.summary_lines() {
+            tracing::info!("{line}");
+        }
+        // The uptime checks probe this very service.
+        if let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1:{}", addr.port())) {
+            alerting.set_service_url(url);
+        }
+    }
     tracing::info!(
         address = %addr,
         service = config.service_name(),
@@ -116,7 +128,7 @@ async fn telemetry_endpoint(
             Ok((Endpoint::Emulator(String::new()), None))
         }
         TelemetryBackend::EmbeddedEmulator => {
-            let emulator = start_embedded_emulator().await?;
+            let emulator = start_embedded_emulator(config).await?;
             let host = emulator.local_addr().to_string();
             Ok((Endpoint::Emulator(host), Some(emulator)))
         }
@@ -124,14 +136,30 @@ async fn telemetry_endpoint(
 }
 
 /// On the usual port 8085 when it is free (a stable console address), else
-/// on any free loopback port (a second local service, tests).
-async fn start_embedded_emulator() -> Result<RunningEmulator, EmulatorError> {
-    match Emulator::start(EmulatorConfig::default()).await {
+/// on any free loopback port (a second local service, tests). Its log
+/// entries are attributed to this service; with `EMULATOR_TERRAFORM_DIR` it
+/// evaluates that Terraform's monitoring.
+async fn start_embedded_emulator(config: &Config) -> Result<RunningEmulator, EmulatorError> {
+    let emulator_config = EmulatorConfig {
+        alerting: config
+            .emulator_terraform_dir
+            .clone()
+            .map(|terraform_dir| AlertingConfig {
+                terraform_dir,
+                inputs: VariableInputs::default(),
+                time_scale: config.emulator_time_scale,
+                project: config.trace_project().to_owned(),
+                service_url: None,
+            }),
+        log_source: LogSource::local(config.service_name()),
+        ..EmulatorConfig::default()
+    };
+    match Emulator::start(emulator_config.clone()).await {
         Ok(emulator) => Ok(emulator),
         Err(EmulatorError::Bind { .. }) => {
             Emulator::start(EmulatorConfig {
                 port: 0,
-                ..EmulatorConfig::default()
+                ..emulator_config
             })
             .await
         }

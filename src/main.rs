@@ -2,12 +2,17 @@
 //! the service or the emulator. Everything else lives in the library.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use cloudrun_observability::config::Config;
+use cloudrun_observability::emulator::alerting::AlertingConfig;
 use cloudrun_observability::emulator::filter_check::check_filters;
+use cloudrun_observability::emulator::log_store::LogSource;
+use cloudrun_observability::emulator::terraform::VariableInputs;
+use cloudrun_observability::emulator::time_scale::TimeScale;
 use cloudrun_observability::emulator::{Emulator, EmulatorConfig};
 use cloudrun_observability::loadgen::{self, LoadgenConfig};
 
@@ -24,6 +29,8 @@ struct Cli {
     command: Option<Command>,
 }
 
+// Parsed once at start-up: a large variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the HTTP API on 0.0.0.0:$PORT (the default command).
@@ -49,6 +56,34 @@ enum Command {
         /// the console (`cloudrun-observability serve | cloudrun-observability emulator --logs -`).
         #[arg(long, value_name = "-", value_parser = ["-"])]
         logs: Option<String>,
+        /// Evaluate the log-based metrics, uptime checks and alert policies
+        /// of this Terraform directory (e.g. `terraform`) against what the
+        /// emulator receives.
+        #[arg(long, value_name = "DIR")]
+        terraform: Option<PathBuf>,
+        /// A `.tfvars` file for the Terraform variables.
+        #[arg(long, value_name = "FILE", requires = "terraform")]
+        var_file: Option<PathBuf>,
+        /// `NAME=VALUE`, as `terraform -var`; repeatable, wins over --var-file.
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var, requires = "terraform")]
+        vars: Vec<(String, hcl::Value)>,
+        /// Run monitoring time this many times faster: with 60 a 5-minute
+        /// alert condition holds after 5 s and a 60 s uptime check probes
+        /// every second. Printed at start-up.
+        #[arg(long, default_value = "1", value_name = "FACTOR")]
+        time_scale: TimeScale,
+        /// The project the service writes its metrics to (`local` unless it
+        /// has GOOGLE_CLOUD_PROJECT); alert policies are evaluated there.
+        #[arg(long, default_value = "local")]
+        project: String,
+        /// The local service's URL, probed by the uptime checks in place of
+        /// the Cloud Run URL (e.g. http://127.0.0.1:8080).
+        #[arg(long, value_name = "URL", requires = "terraform")]
+        service_url: Option<reqwest::Url>,
+        /// The Cloud Run service name the log lines read from stdin are
+        /// attributed to (their `resource.labels.service_name`).
+        #[arg(long, value_name = "NAME")]
+        log_service: Option<String>,
     },
     /// Send realistic traffic (visitors with session cookies, catalog reads,
     /// orders, faults) and print requests, status counts and latencies.
@@ -95,14 +130,35 @@ async fn main() -> anyhow::Result<()> {
             max_spans,
             max_points,
             logs,
+            terraform,
+            var_file,
+            vars,
+            time_scale,
+            project,
+            service_url,
+            log_service,
         } => {
-            let config = EmulatorConfig {
+            let alerting = terraform.map(|terraform_dir| AlertingConfig {
+                terraform_dir,
+                inputs: VariableInputs {
+                    var_file,
+                    overrides: vars,
+                },
+                time_scale,
+                project,
+                service_url,
+            });
+            let mut config = EmulatorConfig {
                 host,
                 port,
                 max_spans,
                 max_points,
+                alerting,
                 ..EmulatorConfig::default()
             };
+            if let Some(service_name) = log_service {
+                config.log_source = LogSource::local(&service_name);
+            }
             Emulator::run_until_signal(config, logs.is_some()).await?;
         }
         Command::Loadgen {
@@ -145,6 +201,23 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `NAME=VALUE` as `terraform -var` takes it: numbers and booleans are
+/// typed, anything else is a string.
+fn parse_var(text: &str) -> Result<(String, hcl::Value), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=VALUE"))?;
+    let value = match value {
+        "true" => hcl::Value::Bool(true),
+        "false" => hcl::Value::Bool(false),
+        _ => match value.parse::<f64>() {
+            Ok(number) if number.is_finite() => hcl::Value::from(number),
+            _ => hcl::Value::String(value.to_owned()),
+        },
+    };
+    Ok((name.trim().to_owned(), value))
 }
 
 /// `90`, `90s`, `2m`, `500ms`.

@@ -151,9 +151,10 @@ async fn probing_forever_probes_every_scaled_period() {
     let target = Url::parse(&service.url("/")).unwrap();
     // 60 s at 120x: a round every 500 ms.
     let scale = TimeScale::new(120.0).unwrap();
+    let (_target_tx, targets) = tokio::sync::watch::channel(Some(target));
     let task = tokio::spawn(probe_forever(
         frontend_check(),
-        Some(target),
+        targets,
         scale,
         store,
         PROJECT.to_owned(),

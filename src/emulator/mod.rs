@@ -12,6 +12,7 @@
 //! lines kept in the [`LogStore`].
 
 pub mod aggregation;
+pub mod alerting;
 pub mod console;
 pub mod filter;
 pub mod filter_check;
@@ -78,6 +79,9 @@ pub struct EmulatorConfig {
     pub max_log_bytes: usize,
     /// The Cloud Run service the log lines come from: their `resource`.
     pub log_source: log_store::LogSource,
+    /// Evaluate the deployment's Terraform monitoring (log-based metrics,
+    /// uptime checks, alert policies) against what the emulator receives.
+    pub alerting: Option<alerting::AlertingConfig>,
 }
 
 impl Default for EmulatorConfig {
@@ -91,6 +95,7 @@ impl Default for EmulatorConfig {
             max_log_entries: 20_000,
             max_log_bytes: 64 * 1024 * 1024,
             log_source: log_store::LogSource::default(),
+            alerting: None,
         }
     }
 }
@@ -109,6 +114,8 @@ pub enum EmulatorError {
     Serve(std::io::Error),
     #[error("cannot wait for the shutdown signal: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Alerting(#[from] alerting::AlertingError),
 }
 
 /// Cheap clonable handle to everything the emulator has stored.
@@ -117,19 +124,27 @@ pub struct EmulatorStore {
     pub traces: TraceStore,
     pub metrics: MetricStore,
     pub logs: LogStore,
+    /// The Terraform monitoring, when loaded.
+    pub alerting: Option<alerting::AlertingHandle>,
 }
 
 impl EmulatorStore {
-    /// Empty stores sized by `config`.
+    /// Empty stores sized by `config`. With a time scale, the sampling limit
+    /// (M8) shrinks with every other monitoring period.
     pub fn new(config: &EmulatorConfig) -> Self {
+        let scale = config
+            .alerting
+            .as_ref()
+            .map_or(time_scale::TimeScale::REAL_TIME, |a| a.time_scale);
         Self {
             traces: TraceStore::new(config.max_spans),
-            metrics: MetricStore::new(config.max_points, config.min_sampling_period),
+            metrics: MetricStore::new(config.max_points, scale.scale(config.min_sampling_period)),
             logs: LogStore::with_source(
                 config.max_log_entries,
                 config.max_log_bytes,
                 config.log_source.clone(),
             ),
+            alerting: None,
         }
     }
 }
@@ -148,7 +163,19 @@ impl Emulator {
             .await
             .map_err(|source| EmulatorError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(EmulatorError::LocalAddr)?;
-        let store = EmulatorStore::new(&config);
+        let mut store = EmulatorStore::new(&config);
+        if let Some(alerting_config) = &config.alerting {
+            let monitoring = alerting::load(alerting_config)?;
+            for line in monitoring.report.summary_lines() {
+                tracing::info!("{line}");
+            }
+            store.alerting = Some(alerting::start(
+                monitoring,
+                alerting_config,
+                store.clone(),
+                format!("http://{local_addr}"),
+            ));
+        }
         let app = router(store.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -184,6 +211,12 @@ impl Emulator {
              (gRPC h2c and http://{addr}/); export {EMULATOR_HOST_ENV}={addr}",
             addr = running.local_addr()
         );
+        if let Some(alerting) = &running.store.alerting {
+            for line in alerting.report.summary_lines() {
+                println!("{line}");
+            }
+            println!("incidents: http://{}/incidents", running.local_addr());
+        }
         if logs_from_stdin {
             let logs = running.store().logs;
             // Blocking reads on their own thread; when stdin ends (the piped
@@ -239,6 +272,9 @@ impl RunningEmulator {
 
     /// Stops accepting connections and waits for in-flight requests to finish.
     pub async fn shutdown(self) {
+        if let Some(alerting) = &self.store.alerting {
+            alerting.stop();
+        }
         let _ = self.stop.send(());
         match self.task.await {
             Ok(Ok(())) => {}
@@ -249,7 +285,8 @@ impl RunningEmulator {
 }
 
 /// The emulator's whole HTTP surface: gRPC services, `GET /api/status` and
-/// the web console (`/`, `/logs`, `/traces`, `/metrics`, `/errors`, `POST /api/logs`).
+/// the web console (`/`, `/logs`, `/traces`, `/metrics`, `/errors`,
+/// `/incidents`, `POST /api/logs`, `GET /api/incidents`).
 pub fn router(store: EmulatorStore) -> Router {
     let grpc = tonic::service::Routes::new(trace::trace_v2_server(store.traces.clone()))
         .add_service(trace::trace_v1_server(store.traces.clone()))

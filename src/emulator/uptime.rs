@@ -781,26 +781,37 @@ fn descriptors() -> [MetricDescriptor; 2] {
     ]
 }
 
-/// Probes `check` at `target` every scaled period, forever, writing each
-/// round's results to `store` in `project`. The first round starts at once;
-/// a slow round delays the next rather than overlapping it. Refused writes
-/// (e.g. a period shorter than the store's sampling period) are logged.
+/// Probes `check` every scaled period, forever, at the target `targets`
+/// holds, writing each round's results to `store` in `project`. It waits
+/// until a target is known: the URL Terraform gives is a stand-in that does
+/// not resolve locally, and probing it would report a service down that was
+/// never asked about. A new target applies from the next round. The first
+/// round starts at once; a slow round delays the next rather than
+/// overlapping it. Refused writes are logged.
 pub async fn probe_forever(
     check: UptimeCheck,
-    target: Option<Url>,
+    mut targets: tokio::sync::watch::Receiver<Option<Url>>,
     scale: TimeScale,
     store: MetricStore,
     project: String,
 ) {
-    let prober = UptimeProber::new(check, target.as_ref(), scale);
-    // `interval` refuses a zero period; U1 and the time scale's bounds keep it above 16 ms anyway.
-    let mut ticks = tokio::time::interval(prober.interval().max(Duration::from_millis(1)));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        ticks.tick().await;
-        let round = prober.probe_once(&store, &project).await;
-        for error in &round.write_errors {
-            tracing::warn!(check = %prober.check().address, %error, "uptime result not stored");
+        let target = match targets.wait_for(Option::is_some).await {
+            Ok(target) => target.clone(),
+            // The sender is gone: the emulator is stopping.
+            Err(_) => return,
+        };
+        let prober = UptimeProber::new(check.clone(), target.as_ref(), scale);
+        // `interval` refuses a zero period; U1 and the time scale's bounds keep it above 16 ms anyway.
+        let mut ticks = tokio::time::interval(prober.interval().max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        targets.mark_unchanged();
+        while !targets.has_changed().unwrap_or(true) {
+            ticks.tick().await;
+            let round = prober.probe_once(&store, &project).await;
+            for error in &round.write_errors {
+                tracing::warn!(check = %prober.check().address, %error, "uptime result not stored");
+            }
         }
     }
 }

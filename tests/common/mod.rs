@@ -174,6 +174,12 @@ impl ServiceProcess {
         self.child.id()
     }
 
+    /// The live buffer of stdout lines, for a task that forwards them as
+    /// they come (to an emulator's log store, as `emulator --logs -` reads them).
+    pub fn line_buffer(&self) -> Arc<Mutex<Vec<String>>> {
+        Arc::clone(&self.lines)
+    }
+
     /// Every line written so far.
     pub fn lines(&self) -> Vec<String> {
         self.lines.lock().unwrap().clone()

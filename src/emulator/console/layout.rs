@@ -43,14 +43,16 @@ pub enum Section {
     Traces,
     Metrics,
     Errors,
+    Incidents,
 }
 
-const NAV: [(Section, &str, &str); 5] = [
+const NAV: [(Section, &str, &str); 6] = [
     (Section::Overview, "/", "Overview"),
     (Section::Logs, "/logs", "Logs"),
     (Section::Traces, "/traces", "Traces"),
     (Section::Metrics, "/metrics", "Metrics"),
     (Section::Errors, "/errors", "Errors"),
+    (Section::Incidents, "/incidents", "Alerting"),
 ];
 
 /// A whole page: `title` in the tab and as its heading, `body` below.

@@ -13,10 +13,13 @@
 //! - [`traces`]: `/traces` and the `/traces/{trace_id}` waterfall;
 //! - [`metrics`]: `/metrics`, request rate, 5xx share, latency percentiles,
 //!   active sessions, per route;
-//! - [`errors`]: `/errors`, error entries grouped as Error Reporting does.
+//! - [`errors`]: `/errors`, error entries grouped as Error Reporting does;
+//! - [`incidents`]: `/incidents` and `GET /api/incidents`, the alert
+//!   policies loaded from Terraform, their incidents and notifications.
 
 pub mod chart;
 pub mod errors;
+pub mod incidents;
 pub mod layout;
 pub mod logs;
 pub mod metrics;
@@ -38,6 +41,8 @@ pub fn routes(store: EmulatorStore) -> Router {
         .route("/traces/{trace_id}", get(traces::trace_page))
         .route("/metrics", get(metrics::page))
         .route("/errors", get(errors::page))
+        .route("/incidents", get(incidents::page))
+        .route("/api/incidents", get(incidents::api))
         .layer(logs::body_limit())
         .with_state(store)
 }
