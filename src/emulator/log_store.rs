@@ -458,6 +458,12 @@ impl LogStore {
 
     /// Parses and stores one line (without its newline); blank lines are skipped.
     pub fn ingest_line(&self, line: &str) {
+        self.ingest_line_from(line, None);
+    }
+
+    /// [`LogStore::ingest_line`] for a line written by another service than
+    /// the store's own source (`POST /api/logs?service=NAME`).
+    pub fn ingest_line_from(&self, line: &str, source: Option<&LogSource>) {
         let line = line.trim_end_matches(['\r', '\n']);
         if line.trim().is_empty() {
             return;
@@ -466,7 +472,7 @@ impl LogStore {
         let (mut entry, oversized) = parse_line(line, received);
         let mut inner = self.lock();
         entry.id = inner.next_id;
-        entry.resource = inner.resource.clone();
+        entry.resource = source.map_or_else(|| inner.resource.clone(), LogSource::resource);
         inner.next_id += 1;
         inner.stats.entries_received += 1;
         inner.stats.lines_oversized += u64::from(oversized);
@@ -477,9 +483,15 @@ impl LogStore {
 
     /// Stores each line of `text`; returns how many non-blank lines there were.
     pub fn ingest_text(&self, text: &str) -> usize {
+        self.ingest_text_from(text, None)
+    }
+
+    /// [`LogStore::ingest_text`] for lines of another service, see
+    /// [`LogStore::ingest_line_from`].
+    pub fn ingest_text_from(&self, text: &str, source: Option<&LogSource>) -> usize {
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         for line in &lines {
-            self.ingest_line(line);
+            self.ingest_line_from(line, source);
         }
         lines.len()
     }

@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{self, Section};
-use crate::emulator::log_store::{HttpRequest, LogEntry, Severity};
+use crate::emulator::log_store::{HttpRequest, LogEntry, LogSource, Severity};
 use crate::emulator::EmulatorStore;
 
 /// The largest `POST /api/logs` body; a bigger one is answered 413.
@@ -248,9 +248,17 @@ fn details(entry: &LogEntry) -> Markup {
     }
 }
 
+/// Which service posted the lines: `?service=NAME` (their
+/// `resource.labels.service_name`); without it, the emulator's own source.
+#[derive(Debug, Deserialize)]
+pub struct IngestOrigin {
+    service: Option<String>,
+}
+
 /// `POST /api/logs`: each line of the body is one stdout line of a service.
 pub async fn ingest(
     State(store): State<EmulatorStore>,
+    Query(origin): Query<IngestOrigin>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let body = match body {
@@ -263,7 +271,10 @@ pub async fn ingest(
             return (rejection.status(), message).into_response();
         }
     };
-    let accepted = store.logs.ingest_text(&String::from_utf8_lossy(&body));
+    let source = origin.service.as_deref().map(LogSource::local);
+    let accepted = store
+        .logs
+        .ingest_text_from(&String::from_utf8_lossy(&body), source.as_ref());
     (
         StatusCode::OK,
         Json(serde_json::json!({ "accepted": accepted })),
