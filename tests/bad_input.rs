@@ -370,7 +370,8 @@ async fn bad_bodies_get_json_4xx_naming_the_problem() {
         .collect();
     let json = "application/json";
     // (what, body, content type, status, code, field)
-    let cases: Vec<(&str, Vec<u8>, &str, u16, &str, Option<&str>)> = vec![
+    type Case<'a> = (&'a str, Vec<u8>, &'a str, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             "a body of 64 KiB + 1",
             padded(64 * 1024 + 1),

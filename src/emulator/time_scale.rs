@@ -92,7 +92,10 @@ mod tests {
     #[test]
     fn scales_monitoring_time_down_and_refuses_nonsense() {
         let scale: TimeScale = "60".parse().unwrap();
-        assert_eq!(scale.scale(Duration::from_secs(300)), Duration::from_secs(5));
+        assert_eq!(
+            scale.scale(Duration::from_secs(300)),
+            Duration::from_secs(5)
+        );
         assert_eq!(scale.scale_nanos(60_000_000_000), 1_000_000_000);
         assert_eq!(scale.to_string(), "60x faster than real time");
         assert_eq!(TimeScale::default().to_string(), "real time");
