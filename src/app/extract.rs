@@ -85,7 +85,7 @@ fn json_error(path: String, error: serde_json::Error) -> AppError {
         Category::Data => {
             let message = error.to_string();
             let field = if path == "." {
-                missing_field_name(&message).unwrap_or("body").to_owned()
+                field_named_in(&message).unwrap_or("body").to_owned()
             } else {
                 path
             };
@@ -98,10 +98,13 @@ fn json_error(path: String, error: serde_json::Error) -> AppError {
     }
 }
 
-/// serde reports a missing field at the parent's path; take its name from
-/// the message (``missing field `book_id` ``).
-fn missing_field_name(message: &str) -> Option<&str> {
-    let rest = message.strip_prefix("missing field `")?;
+/// serde reports a missing or repeated field at the parent's path; take its
+/// name from the message (``missing field `book_id` ``, ``duplicate field
+/// `book_id` ``).
+fn field_named_in(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("duplicate field `"))?;
     rest.split('`').next()
 }
 
@@ -133,6 +136,13 @@ mod tests {
     fn missing_fields_are_named() {
         let error = parse_json::<Order>(br#"{"book_id": 7}"#).unwrap_err();
         assert_eq!(field_of(error).as_deref(), Some("quantity"));
+    }
+
+    #[test]
+    fn a_repeated_field_is_named() {
+        let error =
+            parse_json::<Order>(br#"{"book_id": 1, "book_id": 2, "quantity": 1}"#).unwrap_err();
+        assert_eq!(field_of(error).as_deref(), Some("book_id"));
     }
 
     #[test]

@@ -21,6 +21,13 @@ use std::fmt;
 
 use regex::Regex;
 
+/// The deepest nesting of `(` and `NOT` a filter may have. The parser, the
+/// evaluation and the drop of a [`Filter`] recurse once per level, so an
+/// unbounded depth let a request of a few kilobytes (`((((...`) overflow
+/// the stack and abort the whole process, a service with its embedded
+/// emulator included. Real filters nest a handful of levels.
+pub const MAX_NESTING: usize = 64;
+
 /// A parse error, with the byte offset where it was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
@@ -40,6 +47,8 @@ pub enum FilterError {
     BadRegex { pattern: String, reason: String },
     #[error("the filter is empty")]
     Empty,
+    #[error("the filter nests parentheses and NOT deeper than {limit} levels at offset {offset}")]
+    TooDeep { offset: usize, limit: usize },
 }
 
 /// What a comparison looks at.
@@ -182,7 +191,11 @@ pub fn parse(input: &str) -> Result<Filter, FilterError> {
     if tokens.is_empty() {
         return Err(FilterError::Empty);
     }
-    let mut parser = Parser { tokens, pos: 0 };
+    let mut parser = Parser {
+        tokens,
+        pos: 0,
+        depth: 0,
+    };
     let filter = parser.or()?;
     match parser.peek() {
         None => Ok(filter),
@@ -293,6 +306,8 @@ fn read_word(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Stri
 struct Parser {
     tokens: Vec<(usize, Tok)>,
     pos: usize,
+    /// Open `(` and `NOT` around the current position.
+    depth: usize,
 }
 
 impl Parser {
@@ -366,17 +381,36 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Filter, FilterError> {
-        if self.is_keyword("NOT") {
-            self.pos += 1;
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+        let nested = self.is_keyword("NOT") || matches!(self.peek(), Some((_, Tok::LParen)));
+        if !nested {
+            return self.comparison();
         }
-        if matches!(self.peek(), Some((_, Tok::LParen))) {
+        self.enter()?;
+        let filter = if self.is_keyword("NOT") {
+            self.pos += 1;
+            Filter::Not(Box::new(self.unary()?))
+        } else {
             self.pos += 1;
             let inner = self.or()?;
             self.expect(")", &Tok::RParen)?;
-            return Ok(inner);
+            inner
+        };
+        self.depth -= 1;
+        Ok(filter)
+    }
+
+    /// One level deeper, refused past [`MAX_NESTING`].
+    fn enter(&mut self) -> Result<(), FilterError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(FilterError::TooDeep {
+                offset: self
+                    .peek()
+                    .map_or_else(|| self.end_offset(), |(offset, _)| *offset),
+                limit: MAX_NESTING,
+            });
         }
-        self.comparison()
+        Ok(())
     }
 
     fn comparison(&mut self) -> Result<Filter, FilterError> {
@@ -602,6 +636,35 @@ mod tests {
     }
 
     #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for nesting in ["(", "NOT ", "NOT ("] {
+            let deep = nesting.repeat(100_000);
+            assert!(
+                matches!(parse(&deep), Err(FilterError::TooDeep { limit, .. }) if limit == MAX_NESTING),
+                "{nesting:?}"
+            );
+        }
+        let at_the_limit = format!(
+            "{}metric.type = \"x\"{}",
+            "(".repeat(MAX_NESTING),
+            ")".repeat(MAX_NESTING)
+        );
+        assert!(!check(&at_the_limit), "parses, and does not match");
+        assert!(matches!(
+            parse(&format!("NOT {at_the_limit}")),
+            Err(FilterError::TooDeep { .. })
+        ));
+        let beyond = format!("({at_the_limit})");
+        assert!(matches!(
+            parse(&beyond),
+            Err(FilterError::TooDeep { offset, .. }) if offset == MAX_NESTING
+        ));
+        // Siblings are not nesting: many parenthesised terms side by side parse.
+        let wide = vec![r#"(metric.type = "x")"#; 10_000].join(" OR ");
+        assert!(parse(&wide).is_ok());
+    }
+
+    #[test]
     fn extracts_the_pinned_metric_type() {
         let f = parse(r#"metric.type = "a" AND resource.type = "b""#).unwrap();
         assert_eq!(f.metric_types(), ["a"]);
@@ -613,19 +676,323 @@ mod tests {
 
 #[cfg(test)]
 mod properties {
+    //! Generated filters: arbitrary text never panics the parser; every
+    //! filter the grammar allows parses, and means what was written (the
+    //! parsed filter and a model of the written one agree on random
+    //! subjects); what the grammar forbids is refused.
+
+    use std::collections::HashMap;
+
     use proptest::prelude::*;
+
+    use super::{parse, FilterError, Selector, Subject, MAX_NESTING};
+
+    /// A filter as written: the model the parser must agree with.
+    #[derive(Debug, Clone)]
+    enum Written {
+        Compare {
+            selector: (&'static str, Selector),
+            op: &'static str,
+            value: Value,
+        },
+        And(Vec<Written>, bool),
+        Or(Vec<Written>),
+        Not(Box<Written>),
+    }
+
+    #[derive(Debug, Clone)]
+    enum Value {
+        Quoted(String),
+        Bare(&'static str),
+        StartsWith(String),
+        EndsWith(String),
+        HasSubstring(String),
+        OneOf(Vec<String>),
+        /// `monitoring.regex.full_match` of the escaped text: matches it only.
+        Literal(String),
+    }
+
+    /// Values drawn from a small pool, so that comparisons often match;
+    /// with the characters a quoted string must escape.
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "",
+                "a",
+                "ab",
+                "b",
+                "say \"hi\"",
+                "back\\slash",
+                "it's",
+                "a b",
+                "europe-west1",
+                "workload.googleapis.com/x",
+                "é",
+            ])
+            .prop_map(str::to_owned),
+            "\\PC{0,6}",
+        ]
+    }
+
+    fn selector() -> impl Strategy<Value = (&'static str, Selector)> {
+        prop::sample::select(vec![
+            ("metric.type", Selector::MetricType),
+            ("resource.type", Selector::ResourceType),
+            ("project", Selector::Project),
+            ("resource.labels.project_id", Selector::Project),
+            ("metric.display_name", Selector::MetricDisplayName),
+            ("metric.labels.route", Selector::MetricLabel("route".into())),
+            ("metric.label.route", Selector::MetricLabel("route".into())),
+            ("metric.labels.code", Selector::MetricLabel("code".into())),
+            (
+                "resource.labels.location",
+                Selector::ResourceLabel("location".into()),
+            ),
+            (
+                "resource.label.location",
+                Selector::ResourceLabel("location".into()),
+            ),
+            (
+                "metadata.system_labels.zone",
+                Selector::SystemMetadataLabel("zone".into()),
+            ),
+            (
+                "metadata.user_label.team",
+                Selector::UserMetadataLabel("team".into()),
+            ),
+        ])
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            text().prop_map(Value::Quoted),
+            prop::sample::select(vec!["a", "ab", "generic_task", "europe-west1", "x/y.z"])
+                .prop_map(Value::Bare),
+            text().prop_map(Value::StartsWith),
+            text().prop_map(Value::EndsWith),
+            text().prop_map(Value::HasSubstring),
+            prop::collection::vec(text(), 1..4).prop_map(Value::OneOf),
+            text().prop_map(Value::Literal),
+        ]
+    }
+
+    fn written() -> impl Strategy<Value = Written> {
+        let comparison = (
+            selector(),
+            prop::sample::select(vec!["=", "!=", ":"]),
+            value(),
+        )
+            .prop_map(|(selector, op, value)| Written::Compare {
+                selector,
+                op,
+                value,
+            });
+        comparison.prop_recursive(4, 24, 4, |inner| {
+            prop_oneof![
+                (prop::collection::vec(inner.clone(), 2..4), any::<bool>())
+                    .prop_map(|(parts, explicit)| Written::And(parts, explicit)),
+                prop::collection::vec(inner.clone(), 2..4).prop_map(Written::Or),
+                inner.prop_map(|f| Written::Not(Box::new(f))),
+            ]
+        })
+    }
+
+    fn quote(text: &str) -> String {
+        let mut quoted = String::from("\"");
+        for c in text.chars() {
+            if matches!(c, '"' | '\\') {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+        quoted.push('"');
+        quoted
+    }
+
+    impl Written {
+        fn render(&self) -> String {
+            let nested = |part: &Written| match part {
+                Written::Compare { .. } => part.render(),
+                _ => format!("({})", part.render()),
+            };
+            match self {
+                Self::Compare {
+                    selector,
+                    op,
+                    value,
+                } => {
+                    let value = match value {
+                        Value::Quoted(s) => quote(s),
+                        Value::Bare(word) => (*word).to_owned(),
+                        Value::StartsWith(s) => format!("starts_with({})", quote(s)),
+                        Value::EndsWith(s) => format!("ends_with({})", quote(s)),
+                        Value::HasSubstring(s) => format!("has_substring({})", quote(s)),
+                        Value::OneOf(options) => format!(
+                            "one_of({})",
+                            options
+                                .iter()
+                                .map(|o| quote(o))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        Value::Literal(s) => {
+                            format!("monitoring.regex.full_match({})", quote(&regex::escape(s)))
+                        }
+                    };
+                    format!("{} {op} {value}", selector.0)
+                }
+                // Without AND between them, adjacent terms are an AND too;
+                // except after a bare word before a `(`, which is a call.
+                Self::And(parts, explicit) => {
+                    let mut text = String::new();
+                    for part in parts.iter().map(nested) {
+                        if !text.is_empty() {
+                            let after_bare_word = !text.ends_with(['"', ')']);
+                            let call = after_bare_word && part.starts_with('(');
+                            text.push_str(if *explicit || call { " AND " } else { " " });
+                        }
+                        text.push_str(&part);
+                    }
+                    text
+                }
+                Self::Or(parts) => parts.iter().map(nested).collect::<Vec<_>>().join(" OR "),
+                Self::Not(inner) => format!("NOT {}", nested(inner)),
+            }
+        }
+
+        /// What the written filter means, as the module documents it.
+        fn holds(&self, subject: &Fields) -> bool {
+            match self {
+                Self::Compare {
+                    selector,
+                    op,
+                    value,
+                } => {
+                    let field = subject.field(&selector.1);
+                    let matches = |v: &str| match value {
+                        Value::Quoted(s) if *op == ":" => v.contains(s.as_str()),
+                        Value::Quoted(s) => v == s,
+                        Value::Bare(word) if *op == ":" => v.contains(word),
+                        Value::Bare(word) => v == *word,
+                        Value::StartsWith(s) => v.starts_with(s.as_str()),
+                        Value::EndsWith(s) => v.ends_with(s.as_str()),
+                        Value::HasSubstring(s) => v.contains(s.as_str()),
+                        Value::OneOf(options) => options.iter().any(|o| o == v),
+                        Value::Literal(s) => v == s,
+                    };
+                    let found = field.is_some_and(matches);
+                    if *op == "!=" {
+                        !found
+                    } else {
+                        found
+                    }
+                }
+                Self::And(parts, _) => parts.iter().all(|p| p.holds(subject)),
+                Self::Or(parts) => parts.iter().any(|p| p.holds(subject)),
+                Self::Not(inner) => !inner.holds(subject),
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    struct Fields(HashMap<Selector, String>);
+
+    impl Subject for Fields {
+        fn field(&self, selector: &Selector) -> Option<&str> {
+            self.0.get(selector).map(String::as_str)
+        }
+    }
+
+    fn subject() -> impl Strategy<Value = Fields> {
+        prop::collection::vec((selector(), text()), 0..8).prop_map(|pairs| {
+            Fields(
+                pairs
+                    .into_iter()
+                    .map(|((_, selector), value)| (selector, value))
+                    .collect(),
+            )
+        })
+    }
 
     proptest! {
         #[test]
         fn parsing_arbitrary_text_never_panics(text in "\\PC{0,80}") {
-            let _ = super::parse(&text);
+            let _ = parse(&text);
         }
 
         #[test]
         fn parsing_filter_like_text_never_panics(
             text in r#"(metric|resource)[.](type|labels[.][a-z]{1,3}) ?(=|!=|:) ?("[a-z/]*"|starts_with[(]"x"[)]|one_of[(]"a","b"|[(]) ?(AND|OR|NOT)?"#
         ) {
-            let _ = super::parse(&text);
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn parsing_long_punctuation_soup_never_panics(
+            text in r#"([()"'\\!=:, ]|NOT |AND |OR |metric[.]type|one_of|x){0,400}"#
+        ) {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn every_written_filter_parses_and_means_what_was_written(
+            filter in written(),
+            subjects in prop::collection::vec(subject(), 1..8),
+        ) {
+            let text = filter.render();
+            let parsed = parse(&text)
+                .map_err(|error| TestCaseError::fail(format!("{text}: {error}")))?;
+            for subject in &subjects {
+                prop_assert_eq!(
+                    parsed.matches(subject),
+                    filter.holds(subject),
+                    "{} on {:?}",
+                    text,
+                    subject
+                );
+            }
+        }
+
+        #[test]
+        fn what_the_grammar_forbids_is_refused(
+            filter in written(),
+            defect in 0..9usize,
+            word in prop::sample::select(vec!["metric.tpye", "metric.labels.", "metrics.type", "labels.x", "resource"]),
+        ) {
+            let valid = filter.render();
+            let (text, expected): (String, fn(&FilterError) -> bool) = match defect {
+                0 => (format!("{valid} AND"), |e| matches!(e, FilterError::Unexpected { .. })),
+                1 => (format!("({valid}"), |e| matches!(e, FilterError::Unexpected { .. })),
+                2 => (format!("{valid})"), |e| matches!(e, FilterError::Unexpected { .. })),
+                3 => (
+                    format!("{valid} AND {word} = \"x\""),
+                    |e| matches!(e, FilterError::UnknownSelector { .. }),
+                ),
+                4 => (
+                    format!("{valid} OR metric.type = startswith(\"x\")"),
+                    |e| matches!(e, FilterError::UnknownFunction { .. }),
+                ),
+                5 => (
+                    format!("{valid} AND metric.type = \"unterminated"),
+                    |e| matches!(e, FilterError::UnterminatedString { .. }),
+                ),
+                6 => (
+                    format!("{valid} AND metric.type = starts_with(\"a\", \"b\")"),
+                    |e| matches!(e, FilterError::Unexpected { .. }),
+                ),
+                7 => (
+                    format!("{valid} AND metric.type = monitoring.regex.full_match(\"(\")"),
+                    |e| matches!(e, FilterError::BadRegex { .. }),
+                ),
+                _ => (
+                    format!("{}{valid}{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1)),
+                    |e| matches!(e, FilterError::TooDeep { .. }),
+                ),
+            };
+            match parse(&text) {
+                Ok(parsed) => prop_assert!(false, "accepted {}: {:?}", text, parsed),
+                Err(error) => prop_assert!(expected(&error), "{}: {:?}", text, error),
+            }
         }
     }
 }

@@ -52,6 +52,46 @@ impl server::metric_service_server::MetricService for MetricService {
         &self,
         request: Request<CreateTimeSeriesRequest>,
     ) -> Result<Response<()>, Status> {
+        self.handle_create_time_series(request).map_err(bounded)
+    }
+
+    async fn list_time_series(
+        &self,
+        request: Request<ListTimeSeriesRequest>,
+    ) -> Result<Response<ListTimeSeriesResponse>, Status> {
+        self.handle_list_time_series(request).map_err(bounded)
+    }
+
+    async fn create_metric_descriptor(
+        &self,
+        request: Request<CreateMetricDescriptorRequest>,
+    ) -> Result<Response<MetricDescriptor>, Status> {
+        self.handle_create_metric_descriptor(request)
+            .map_err(bounded)
+    }
+
+    async fn get_metric_descriptor(
+        &self,
+        request: Request<GetMetricDescriptorRequest>,
+    ) -> Result<Response<MetricDescriptor>, Status> {
+        self.handle_get_metric_descriptor(request).map_err(bounded)
+    }
+
+    async fn list_metric_descriptors(
+        &self,
+        request: Request<ListMetricDescriptorsRequest>,
+    ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
+        self.handle_list_metric_descriptors(request)
+            .map_err(bounded)
+    }
+}
+
+/// The methods; their errors are [`bounded`] on the way out.
+impl MetricService {
+    fn handle_create_time_series(
+        &self,
+        request: Request<CreateTimeSeriesRequest>,
+    ) -> Result<Response<()>, Status> {
         let request = request.into_inner();
         let project = parse_project(&request.name)
             .and_then(|p| check_request_size(request.time_series.len()).map(|()| p))
@@ -69,14 +109,14 @@ impl server::metric_service_server::MetricService for MetricService {
         }
     }
 
-    async fn list_time_series(
+    fn handle_list_time_series(
         &self,
         request: Request<ListTimeSeriesRequest>,
     ) -> Result<Response<ListTimeSeriesResponse>, Status> {
         list_time_series(&self.store, request.into_inner()).map(Response::new)
     }
 
-    async fn create_metric_descriptor(
+    fn handle_create_metric_descriptor(
         &self,
         request: Request<CreateMetricDescriptorRequest>,
     ) -> Result<Response<MetricDescriptor>, Status> {
@@ -92,7 +132,7 @@ impl server::metric_service_server::MetricService for MetricService {
         ))
     }
 
-    async fn get_metric_descriptor(
+    fn handle_get_metric_descriptor(
         &self,
         request: Request<GetMetricDescriptorRequest>,
     ) -> Result<Response<MetricDescriptor>, Status> {
@@ -108,7 +148,7 @@ impl server::metric_service_server::MetricService for MetricService {
             })
     }
 
-    async fn list_metric_descriptors(
+    fn handle_list_metric_descriptors(
         &self,
         request: Request<ListMetricDescriptorsRequest>,
     ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
@@ -129,10 +169,53 @@ impl server::metric_service_server::MetricService for MetricService {
     }
 }
 
+/// The longest gRPC error message sent, in bytes. Messages quote the
+/// client's input (a filter, a name, a label), and the message travels in
+/// the `grpc-message` header: quoting a 100 KB filter made the answer's
+/// headers too large for the client, which then saw RESOURCE_EXHAUSTED
+/// instead of the INVALID_ARGUMENT and its reason. Google's messages are
+/// short, and clip what they quote.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// How much of the client's input a message quotes, so that the reason
+/// after the quote fits within [`MAX_MESSAGE_BYTES`].
+const MAX_QUOTED_BYTES: usize = 512;
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] on a character boundary, saying
+/// how much was cut.
+pub fn clip_message(message: &str) -> String {
+    clip_to(message, MAX_MESSAGE_BYTES)
+}
+
+fn clip_to(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let mut cut = limit;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}... ({} more bytes)", &text[..cut], text.len() - cut)
+}
+
+/// `status` with its message clipped by [`clip_message`]; code, details and
+/// metadata kept.
+pub fn bounded(status: Status) -> Status {
+    if status.message().len() <= MAX_MESSAGE_BYTES {
+        return status;
+    }
+    Status::with_details_and_metadata(
+        status.code(),
+        clip_message(status.message()),
+        status.details().to_vec().into(),
+        status.metadata().clone(),
+    )
+}
+
 /// M1: INVALID_ARGUMENT with the envelope message and, in the details, a
 /// `google.rpc.Status` carrying a `CreateTimeSeriesSummary` as Google sends.
 fn partial_failure(series: &[TimeSeries], outcome: &WriteOutcome) -> Status {
-    let message = envelope(&outcome.errors);
+    let message = clip_message(&envelope(&outcome.errors));
     let summary = CreateTimeSeriesSummary {
         total_point_count: count(series.iter().map(|s| s.points.len()).sum()),
         success_point_count: count(outcome.points_written),
@@ -183,7 +266,8 @@ fn parse_descriptor_name(name: &str) -> Result<(&str, &str), Status> {
 fn parse_filter(text: &str) -> Result<Filter, Status> {
     filter::parse(text).map_err(|e| {
         Status::invalid_argument(format!(
-            "Field filter had an invalid value of \"{text}\": {e}"
+            "Field filter had an invalid value of \"{}\": {e}",
+            clip_to(text, MAX_QUOTED_BYTES)
         ))
     })
 }
@@ -276,4 +360,35 @@ fn read_interval(request: &ListTimeSeriesRequest) -> Result<(i64, i64), Status> 
         return Err(Status::invalid_argument("Field interval.startTime had an invalid value: The start time must not be after the end time."));
     }
     Ok((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_clipped_on_a_character_boundary_keeping_code_and_details() {
+        let long = format!(
+            "Field filter had an invalid value of \"{}\"",
+            "é".repeat(10_000)
+        );
+        let status = bounded(Status::with_details(
+            Code::InvalidArgument,
+            long.clone(),
+            vec![1, 2, 3].into(),
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.details(), &[1, 2, 3]);
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES + 40);
+        assert!(status
+            .message()
+            .starts_with("Field filter had an invalid value"));
+        assert!(
+            status.message().ends_with("more bytes)"),
+            "{}",
+            status.message()
+        );
+        let short = Status::not_found("no such descriptor");
+        assert_eq!(bounded(short).message(), "no such descriptor");
+    }
 }

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use gcloud_sdk::google::devtools::cloudtrace::{v1, v2};
 use tonic::{Request, Response, Status};
 
+use super::monitoring::bounded;
 use super::timestamp::{self, now_nanos};
 use super::trace_filter;
 use super::trace_store::{StoredSpan, TraceStore};
@@ -61,6 +62,20 @@ impl v2_server::trace_service_server::TraceService for TraceWriter {
         &self,
         request: Request<v2::BatchWriteSpansRequest>,
     ) -> Result<Response<()>, Status> {
+        self.handle_batch_write_spans(request).map_err(bounded)
+    }
+
+    async fn create_span(&self, request: Request<v2::Span>) -> Result<Response<v2::Span>, Status> {
+        self.handle_create_span(request).map_err(bounded)
+    }
+}
+
+/// The methods; their errors are [`bounded`] on the way out.
+impl TraceWriter {
+    fn handle_batch_write_spans(
+        &self,
+        request: Request<v2::BatchWriteSpansRequest>,
+    ) -> Result<Response<()>, Status> {
         match validate_batch(request.into_inner(), now_nanos()) {
             Ok(batch) => {
                 self.store
@@ -74,7 +89,7 @@ impl v2_server::trace_service_server::TraceService for TraceWriter {
         }
     }
 
-    async fn create_span(&self, request: Request<v2::Span>) -> Result<Response<v2::Span>, Status> {
+    fn handle_create_span(&self, request: Request<v2::Span>) -> Result<Response<v2::Span>, Status> {
         match validate_span(0, None, request.into_inner(), now_nanos()) {
             Ok(checked) => {
                 let span = checked.stored.span.clone();
@@ -107,10 +122,27 @@ impl v1_server::trace_service_server::TraceService for TraceReader {
         &self,
         request: Request<v1::ListTracesRequest>,
     ) -> Result<Response<v1::ListTracesResponse>, Status> {
-        list_traces(&self.store, request.into_inner()).map(Response::new)
+        self.handle_list_traces(request).map_err(bounded)
     }
 
     async fn get_trace(
+        &self,
+        request: Request<v1::GetTraceRequest>,
+    ) -> Result<Response<v1::Trace>, Status> {
+        self.handle_get_trace(request).map_err(bounded)
+    }
+}
+
+/// The methods; their errors are [`bounded`] on the way out.
+impl TraceReader {
+    fn handle_list_traces(
+        &self,
+        request: Request<v1::ListTracesRequest>,
+    ) -> Result<Response<v1::ListTracesResponse>, Status> {
+        list_traces(&self.store, request.into_inner()).map(Response::new)
+    }
+
+    fn handle_get_trace(
         &self,
         request: Request<v1::GetTraceRequest>,
     ) -> Result<Response<v1::Trace>, Status> {

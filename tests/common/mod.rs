@@ -185,6 +185,27 @@ impl ServiceProcess {
         self.lines.lock().unwrap().clone()
     }
 
+    /// The lines so far that contain `needle`, parsed as JSON (without
+    /// copying or parsing the others: cheap when there are many big lines).
+    pub fn entries_containing(&self, needle: &str) -> Vec<Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(needle))
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|error| panic!("not a JSON line ({error}): {line}"))
+            })
+            .collect()
+    }
+
+    /// The resident memory of the process, in KiB (`VmRSS` in
+    /// /proc/PID/status; Linux).
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.child.id()).expect("the service's /proc/PID/status has VmRSS")
+    }
+
     /// Every line so far, parsed; panics on a line that is not JSON.
     pub fn entries(&self) -> Vec<Value> {
         self.lines()
@@ -247,6 +268,15 @@ impl Drop for ServiceProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The resident memory of process `pid` in KiB, from /proc/PID/status.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// The trace id at the end of `logging.googleapis.com/trace`.
