@@ -86,7 +86,7 @@ variable "backend_max_instances" {
 }
 
 variable "enable_fault_routes" {
-  description = "Expose the fault-injection routes (/fault/*) used to exercise the alerts. Keep false in production."
+  description = "Expose the fault-injection routes (/api/faults/*) used to exercise the alerts. Keep false in production."
   type        = bool
   default     = false
 }

@@ -129,6 +129,7 @@ impl LogFilter {
             query,
             tokens,
             position: 0,
+            depth: 0,
         };
         if parser.tokens.is_empty() {
             return Ok(Self { expression: None });
@@ -426,7 +427,14 @@ struct Parser<'a> {
     query: &'a str,
     tokens: Vec<Token>,
     position: usize,
+    /// Nesting of `NOT`, `-` and parentheses so far, see [`MAX_NESTING`].
+    depth: usize,
 }
+
+/// Deepest nesting accepted: every level is a recursive call, and a query
+/// of a few kilobytes of `(` or `NOT` must not overflow the stack (the
+/// console parses queries from the URL). Real queries nest a few levels.
+const MAX_NESTING: usize = 64;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
@@ -494,6 +502,20 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Result<Expr, LogFilterError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            let offset = self.peek().map_or_else(|| self.end_offset(), |t| t.offset);
+            return Err(self.error(
+                format!("expressions nested deeper than {MAX_NESTING} levels"),
+                offset,
+            ));
+        }
+        let expression = self.unary_at_depth();
+        self.depth -= 1;
+        expression
+    }
+
+    fn unary_at_depth(&mut self) -> Result<Expr, LogFilterError> {
         if self.is_word("NOT") {
             self.next();
             return Ok(Expr::Not(Box::new(self.unary()?)));
@@ -689,6 +711,20 @@ mod tests {
             "httpRequest": {"status": 502, "requestMethod": "POST"},
             "labels": {"logging.googleapis.com/x": "y"},
         })
+    }
+
+    #[test]
+    fn nesting_is_bounded_instead_of_overflowing_the_stack() {
+        for deep in [
+            "(".repeat(100_000),
+            "NOT ".repeat(100_000),
+            "-".repeat(100_000),
+        ] {
+            let error = LogFilter::parse(&deep).unwrap_err();
+            assert!(error.message.contains("nested deeper than 64"), "{error}");
+        }
+        let fine = format!("{}severity=ERROR{}", "(".repeat(60), ")".repeat(60));
+        assert!(LogFilter::parse(&fine).is_ok());
     }
 
     fn matches(query: &str) -> bool {
