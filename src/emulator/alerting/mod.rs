@@ -554,9 +554,10 @@ impl PolicyRuntime {
         };
         incident.summary = match (threshold, firing.value) {
             (Some((comparison, value)), Some(observed)) => format!(
-                "{} is {} the threshold of {value} with a value of {}.",
+                "{} is {} the threshold of {} with a value of {}.",
                 series_text(&incident),
                 comparison.words(),
+                round(value),
                 round(observed)
             ),
             _ => format!("{} is absent.", series_text(&incident)),
