@@ -59,13 +59,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|metric| metric.labels.into_iter().collect())
             .unwrap_or_default();
         labels.sort();
-        let mut resource: Vec<_> = series
-            .resource
-            .map(|resource| resource.labels.into_iter().collect())
-            .unwrap_or_default();
-        resource.sort();
+        let resource = series.resource.unwrap_or_default();
+        let mut resource_labels: Vec<_> = resource.labels.into_iter().collect();
+        resource_labels.sort();
         println!("- metric.labels {labels:?}");
-        println!("  resource generic_task {resource:?}");
+        println!("  resource {} {resource_labels:?}", resource.r#type);
         println!(
             "  kind {} value_type {} points {}",
             MetricKind::try_from(series.metric_kind).map_or("?", |kind| kind.as_str_name()),
