@@ -199,6 +199,22 @@ pub struct ExporterSettings {
     pub specs: &'static [MetricSpec],
     pub deviations: Arc<Deviations>,
     pub health: Arc<ExportHealth>,
+    /// The shortest gap between two points of a series: Google's
+    /// [`MIN_SAMPLING_PERIOD`], or shorter towards an emulator running
+    /// monitoring time faster (see [`sampling_period_for`]).
+    pub sampling_period: Duration,
+}
+
+/// The sampling period to respect towards `endpoint` when exporting every
+/// `interval`: Google's 5 s, or, towards an emulator asked for shorter
+/// intervals, half the interval (a time-scaled emulator accepts points that
+/// often; an unscaled one refuses them with M8's message, which is then
+/// warned about, never hidden).
+pub fn sampling_period_for(endpoint: &Endpoint, interval: Duration) -> Duration {
+    match endpoint {
+        Endpoint::Emulator(_) if interval < MIN_SAMPLING_PERIOD => interval / 2,
+        _ => MIN_SAMPLING_PERIOD,
+    }
 }
 
 impl CloudMonitoringExporter {
@@ -213,7 +229,10 @@ impl CloudMonitoringExporter {
             deviations: settings.deviations,
             client: OnceCell::new(),
             descriptors: OnceCell::new(),
-            history: Mutex::new(SeriesHistory::new(MAX_REMEMBERED_SERIES)),
+            history: Mutex::new(SeriesHistory::new(
+                MAX_REMEMBERED_SERIES,
+                settings.sampling_period,
+            )),
             health: settings.health,
         });
         let runtime = tokio::runtime::Handle::current();
@@ -236,7 +255,7 @@ impl MetricsExporterHandle {
         let latest = self.shared.history_lock().latest;
         latest
             .and_then(|latest| {
-                (latest + MIN_SAMPLING_PERIOD + FINAL_EXPORT_MARGIN)
+                (latest + self.shared.history_lock().sampling_period + FINAL_EXPORT_MARGIN)
                     .duration_since(SystemTime::now())
                     .ok()
             })
@@ -386,14 +405,16 @@ struct SeriesHistory {
     /// The newest end time written, of any series.
     latest: Option<SystemTime>,
     capacity: usize,
+    sampling_period: Duration,
 }
 
 impl SeriesHistory {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, sampling_period: Duration) -> Self {
         Self {
             last_end: HashMap::new(),
             latest: None,
             capacity,
+            sampling_period,
         }
     }
 
@@ -406,7 +427,7 @@ impl SeriesHistory {
                 Some(last) => point
                     .end
                     .duration_since(*last)
-                    .is_ok_and(|gap| gap >= MIN_SAMPLING_PERIOD),
+                    .is_ok_and(|gap| gap >= self.sampling_period),
                 None => true,
             })
             .collect();
@@ -465,6 +486,24 @@ mod tests {
     use super::*;
     use gcloud_sdk::google::monitoring::v3::TimeSeries;
 
+    #[test]
+    fn only_an_emulator_gets_points_more_often_than_every_5_s() {
+        let emulator = Endpoint::Emulator("127.0.0.1:8085".into());
+        let half_second = Duration::from_millis(500);
+        assert_eq!(
+            sampling_period_for(&Endpoint::Google, half_second),
+            MIN_SAMPLING_PERIOD
+        );
+        assert_eq!(
+            sampling_period_for(&emulator, half_second),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            sampling_period_for(&emulator, Duration::from_secs(60)),
+            MIN_SAMPLING_PERIOD
+        );
+    }
+
     fn point(key: &str, end: SystemTime) -> MappedSeries {
         MappedSeries {
             key: key.to_owned(),
@@ -476,7 +515,7 @@ mod tests {
     #[test]
     fn a_series_gets_a_point_at_most_every_5_s() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut history = SeriesHistory::new(10);
+        let mut history = SeriesHistory::new(10, MIN_SAMPLING_PERIOD);
         history.written(&[point("a", t0)]);
         let (due, held_back) = history.due(vec![
             point("a", t0 + Duration::from_millis(4_999)),
@@ -494,7 +533,7 @@ mod tests {
     #[test]
     fn the_history_is_bounded() {
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut history = SeriesHistory::new(2);
+        let mut history = SeriesHistory::new(2, MIN_SAMPLING_PERIOD);
         history.written(&[point("a", t0), point("b", t0), point("c", t0)]);
         assert_eq!(history.last_end.len(), 2);
         assert_eq!(history.latest, Some(t0));

@@ -23,7 +23,7 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use super::cloud_monitoring_exporter::{
-    CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle, MIN_SAMPLING_PERIOD,
+    sampling_period_for, CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle,
 };
 use super::cloud_monitoring_mapping::{generic_task, Deviations, MetricSpec};
 use super::error_reporting::ErrorType;
@@ -206,6 +206,7 @@ pub fn install(
     health: Arc<ExportHealth>,
 ) -> MetricsPipeline {
     let deviations = Arc::new(Deviations::new(MAX_DEVIATION_SERIES));
+    let sampling_period = sampling_period_for(&endpoint, interval);
     let exporter = CloudMonitoringExporter::new(ExporterSettings {
         project_id: identity.project_id.clone(),
         endpoint,
@@ -213,10 +214,11 @@ pub fn install(
         specs: &SPECS,
         deviations: Arc::clone(&deviations),
         health,
+        sampling_period,
     });
     let handle = exporter.handle();
     let reader = PeriodicReader::builder(exporter)
-        .with_interval(interval.max(MIN_SAMPLING_PERIOD + READER_SLACK))
+        .with_interval(interval.max(sampling_period + READER_SLACK.min(sampling_period)))
         .build();
     let provider = SdkMeterProvider::builder()
         .with_resource(identity.to_resource())
