@@ -284,28 +284,71 @@ type SeriesId = (String, BTreeMap<String, String>);
 /// tracked and their value is estimated from the buckets.
 #[derive(Debug)]
 pub struct Deviations {
-    series: Mutex<HashMap<SeriesId, RunningDeviation>>,
+    series: Mutex<DeviationSeries>,
     capacity: usize,
+}
+
+#[derive(Debug, Default)]
+struct DeviationSeries {
+    running: Vec<RunningDeviation>,
+    /// Index into `running` by series, for the exporter.
+    by_id: HashMap<SeriesId, usize>,
+    /// Index into `running` by a hash of the instrument's name and the
+    /// attributes as recorded, then by those attributes: a request's
+    /// recording finds its series without building its labels (issue #10:
+    /// that took seven allocations per request).
+    by_attributes: HashMap<u64, Vec<(String, Vec<KeyValue>, usize)>>,
 }
 
 impl Deviations {
     pub fn new(capacity: usize) -> Self {
         Self {
-            series: Mutex::new(HashMap::new()),
+            series: Mutex::new(DeviationSeries::default()),
             capacity,
         }
     }
 
     /// Records `value` for the series of instrument `name` with `attributes`.
     pub fn record(&self, name: &str, attributes: &[KeyValue], value: f64) {
-        let key = (name.to_owned(), labels_of(attributes));
+        let hash = attributes_hash(name, attributes);
         let mut series = self.lock();
-        let full = series.len() >= self.capacity;
-        match series.get_mut(&key) {
-            Some(running) => running.add(value),
-            None if full => {}
-            None => series.entry(key).or_default().add(value),
-        }
+        let known = series.by_attributes.get(&hash).and_then(|entries| {
+            entries
+                .iter()
+                .find(|(known_name, known, _)| known_name == name && known.as_slice() == attributes)
+                .map(|(_, _, index)| *index)
+        });
+        let index = match known {
+            Some(index) => index,
+            None => {
+                let id = (name.to_owned(), labels_of(attributes));
+                let index = match series.by_id.get(&id) {
+                    // The same series, its attributes in another order.
+                    Some(index) => *index,
+                    None if series.running.len() >= self.capacity => return,
+                    None => {
+                        let index = series.running.len();
+                        series.running.push(RunningDeviation::default());
+                        series.by_id.insert(id, index);
+                        index
+                    }
+                };
+                // A NaN never equals itself: such attributes would be
+                // cached again at every recording.
+                let has_nan = attributes
+                    .iter()
+                    .any(|kv| matches!(kv.value, Value::F64(number) if number.is_nan()));
+                if !has_nan {
+                    series.by_attributes.entry(hash).or_default().push((
+                        name.to_owned(),
+                        attributes.to_vec(),
+                        index,
+                    ));
+                }
+                index
+            }
+        };
+        series.running[index].add(value);
     }
 
     /// The exact value, when exactly `count` values were recorded (a value
@@ -313,16 +356,39 @@ impl Deviations {
     pub fn lookup(&self, name: &str, labels: &BTreeMap<String, String>, count: u64) -> Option<f64> {
         let series = self.lock();
         series
+            .by_id
             .get(&(name.to_owned(), labels.clone()))
+            .map(|index| series.running[*index])
             .filter(|running| running.count == count)
             .map(|running| running.sum_of_squared_deviation)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SeriesId, RunningDeviation>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, DeviationSeries> {
         self.series
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A hash of an instrument's name and attributes as recorded (in their
+/// order), computed without allocating.
+fn attributes_hash(name: &str, attributes: &[KeyValue]) -> u64 {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    name.hash(&mut hasher);
+    for kv in attributes {
+        kv.key.as_str().hash(&mut hasher);
+        match &kv.value {
+            Value::String(text) => text.as_str().hash(&mut hasher),
+            Value::I64(number) => number.hash(&mut hasher),
+            Value::Bool(flag) => flag.hash(&mut hasher),
+            Value::F64(number) => number.to_bits().hash(&mut hasher),
+            // Arrays (never recorded here) all share one hash; the
+            // comparison of the attributes still tells them apart.
+            _ => 0u8.hash(&mut hasher),
+        }
+    }
+    hasher.finish()
 }
 
 /// One point to write, and what identifies its series among this

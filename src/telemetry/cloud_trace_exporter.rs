@@ -165,20 +165,23 @@ impl Shared {
             agent: self.agent.clone(),
             service_name: self.service_name.get().cloned(),
         };
-        let request = BatchWriteSpansRequest {
-            name: format!("projects/{}", self.project_id),
-            spans: batch
-                .iter()
-                .map(|span| to_cloud_trace_span(span, &self.project_id, &labels))
-                .collect(),
-        };
         let client = self
             .client
             .get_or_try_init(|| TraceClient::connect(&self.endpoint))
             .await?;
         let mut backoff = RETRY_BACKOFF.iter();
         loop {
-            match client.batch_write(request.clone()).await {
+            // Converted again for a retry rather than cloned for every
+            // attempt: retries are rare, and a clone of the whole request
+            // cost as much as converting it (issue #10).
+            let request = BatchWriteSpansRequest {
+                name: format!("projects/{}", self.project_id),
+                spans: batch
+                    .iter()
+                    .map(|span| to_cloud_trace_span(span, &self.project_id, &labels))
+                    .collect(),
+            };
+            match client.batch_write(request).await {
                 Ok(()) => return Ok(()),
                 Err(status) if status.code() == Code::Unavailable => match backoff.next() {
                     Some(wait) => tokio::time::sleep(*wait).await,

@@ -16,7 +16,9 @@
 //! It never logs a header other than `User-Agent`: `Authorization` and
 //! cookies cannot leak into the logs.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use axum::body::HttpBody as _;
@@ -46,12 +48,11 @@ pub async fn track_request(mut request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
-        .to_owned();
+        .map_or(UNMATCHED_ROUTE, |path| intern_route(path.as_str()));
     let http = http_context(&request);
-    let protocol = format!("{:?}", request.version());
+    let protocol = protocol_name(request.version());
 
-    let span = server_span(&request, &http, &route);
+    let span = server_span(&request, &http, route);
     let trace = traces::trace_context_of(&span)
         .unwrap_or_else(|| fallback_trace_context(request.headers()));
     span_data::attach(&span, trace);
@@ -72,14 +73,14 @@ pub async fn track_request(mut request: Request, next: Next) -> Response {
         };
         error_reporting::emit(report, Some(&http));
     }
-    record_metrics(&response, &http.method, &route, status, latency);
+    record_metrics(&response, &http.method, route, status, latency);
     let line = RequestLine {
         http: &http,
-        route: &route,
+        route,
         status,
         response_size: response.body().size_hint().exact(),
         latency,
-        protocol: &protocol,
+        protocol,
     };
     line.log();
     response
@@ -88,7 +89,13 @@ pub async fn track_request(mut request: Request, next: Next) -> Response {
 /// The request's duration, and the error it reported: a handler or
 /// downstream error carries an [`ErrorReport`]; a caught panic (already
 /// reported by the panic hook) a [`CaughtPanic`].
-fn record_metrics(response: &Response, method: &str, route: &str, status: u16, latency: Duration) {
+fn record_metrics(
+    response: &Response,
+    method: &str,
+    route: &'static str,
+    status: u16,
+    latency: Duration,
+) {
     metrics::record_request(method, route, status, latency);
     let extensions = response.extensions();
     if let Some(report) = extensions.get::<ErrorReport>() {
@@ -101,7 +108,7 @@ fn record_metrics(response: &Response, method: &str, route: &str, status: u16, l
 /// The request's SERVER span, named after the route template (never the raw
 /// path), child of the caller's span when the headers name one, with
 /// OpenTelemetry's HTTP semantic conventions.
-fn server_span(request: &Request, http: &HttpContext, route: &str) -> tracing::Span {
+fn server_span(request: &Request, http: &HttpContext, route: &'static str) -> tracing::Span {
     let name = if route == UNMATCHED_ROUTE {
         http.method.clone()
     } else {
@@ -119,7 +126,7 @@ fn server_span(request: &Request, http: &HttpContext, route: &str) -> tracing::S
     }
     span.set_attribute("http.request.method", http.method.clone());
     if route != UNMATCHED_ROUTE {
-        span.set_attribute("http.route", route.to_owned());
+        span.set_attribute("http.route", route);
     }
     span.set_attribute("url.path", request.uri().path().to_owned());
     if let Some(host) = request.uri().host().or_else(|| host_header(headers)) {
@@ -132,6 +139,45 @@ fn server_span(request: &Request, http: &HttpContext, route: &str) -> tracing::S
         span.set_attribute("client.address", client.clone());
     }
     span
+}
+
+/// The route templates seen so far, each leaked once: a request's route
+/// then costs no allocation for its span attribute, metric label and log
+/// line (issue #10). Templates come from the router, so there are only as
+/// many as it has routes.
+fn intern_route(route: &str) -> &'static str {
+    static ROUTES: RwLock<BTreeSet<&'static str>> = RwLock::new(BTreeSet::new());
+    let known = ROUTES
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(route)
+        .copied();
+    known.unwrap_or_else(|| {
+        let mut routes = ROUTES
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match routes.get(route) {
+            Some(known) => known,
+            None => {
+                let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
+                routes.insert(leaked);
+                leaked
+            }
+        }
+    })
+}
+
+/// `httpRequest.protocol`: what `Version`'s `Debug` writes, without
+/// formatting it for every request.
+fn protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2.0",
+        http::Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
 }
 
 /// The host part of the `Host` header.
