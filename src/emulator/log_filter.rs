@@ -187,7 +187,8 @@ fn lookup<'a>(entry: &'a Value, path: &[String]) -> Option<&'a Value> {
     Some(current)
 }
 
-fn snake_to_camel(name: &str) -> String {
+/// `http_request` -> `httpRequest`: LogEntry fields have both spellings.
+pub(crate) fn snake_to_camel(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = false;
     for c in name.chars() {

@@ -38,7 +38,7 @@ use regex::Regex;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use super::log_filter::{LogFilter, LogFilterError};
+use super::log_filter::{snake_to_camel, LogFilter, LogFilterError};
 use super::log_store::{LogEntry, LogResource, LogStore};
 use super::metric_store::MetricStore;
 use super::run_metrics;
@@ -223,22 +223,6 @@ fn lookup<'a>(entry: &'a Value, path: &[String]) -> Option<&'a Value> {
             .get(segment)
             .or_else(|| object.get(&snake_to_camel(segment)))
     })
-}
-
-fn snake_to_camel(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = false;
-    for c in name.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A string, number or boolean as text; objects, arrays and null are not extractable.
