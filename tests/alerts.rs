@@ -377,6 +377,72 @@ async fn a_stopped_service_opens_the_uptime_incident() {
     assert!(incident.documentation.subject.contains("is down"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_that_stops_opens_the_no_requests_incident_and_resuming_closes_it() {
+    // The opt-in condition_absent policy: no request line but /healthz for
+    // 600 s, aligned over 300 s; at 120x, 5 s and 2.5 s.
+    let emulator = Emulator::start(EmulatorConfig {
+        port: 0,
+        log_source: LogSource::local(FRONTEND),
+        alerting: Some(AlertingConfig {
+            terraform_dir: terraform_dir(),
+            inputs: VariableInputs {
+                var_file: None,
+                overrides: vec![("expected_min_requests".to_owned(), hcl::Value::Bool(true))],
+            },
+            time_scale: TimeScale::new(120.0).unwrap(),
+            project: "local".to_owned(),
+            service_url: None,
+        }),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    let alerting = alerting_of(&emulator);
+    let service = frontend(&emulator, "0");
+    let forwarder = forward_logs(&service, &[&emulator]);
+    let browse = |count: u32| {
+        let http = service.http.clone();
+        let url = service.url("/api/books");
+        async move {
+            for _ in 0..count {
+                http.get(&url).send().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Traffic for twice the scaled duration: the series exists, nothing opens.
+    browse(100).await;
+    assert!(
+        incidents_of(&alerting, "no_requests-0").is_empty(),
+        "{:#?}",
+        alerting.incidents.incidents()
+    );
+    // Only the uptime checks' /healthz now: the request-latency series goes absent.
+    let incident = wait_for_incident(&alerting, "no_requests-0", Duration::from_secs(30)).await;
+    assert_eq!(
+        incident.metric_type,
+        "logging.googleapis.com/user/cloudrun-obs-request-latency"
+    );
+    assert!(
+        incident.summary.ends_with("is absent."),
+        "{}",
+        incident.summary
+    );
+    assert_eq!(incident.observed_value, None);
+    // Traffic again: the incident closes.
+    browse(30).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while alerting.incidents.incident(&incident.id).unwrap().is_open() {
+        assert!(
+            Instant::now() < deadline,
+            "the no-traffic incident did not close"
+        );
+        browse(5).await;
+    }
+    forwarder.abort();
+}
+
 #[test]
 fn what_cannot_be_evaluated_is_reported_at_load() {
     let config = |dir: &Path| AlertingConfig {
