@@ -81,12 +81,12 @@ pub async fn run_service(config: Config) -> Result<(), ServiceError> {
     telemetry.observe_sessions(application.sessions());
     let addr = application.local_addr();
     if let Some(alerting) = embedded.as_ref().and_then(|e| e.store().alerting) {
-        for line in alerting.report.summary_lines() {
-            tracing::info!("{line}");
-        }
         // The uptime checks probe this very service.
         if let Ok(url) = reqwest::Url::parse(&format!("http://127.0.0.1:{}", addr.port())) {
             alerting.set_service_url(url);
+        }
+        for line in alerting.summary_lines() {
+            tracing::info!("{line}");
         }
     }
     tracing::info!(

@@ -166,15 +166,16 @@ impl Emulator {
         let mut store = EmulatorStore::new(&config);
         if let Some(alerting_config) = &config.alerting {
             let monitoring = alerting::load(alerting_config)?;
-            for line in monitoring.report.summary_lines() {
-                tracing::info!("{line}");
-            }
-            store.alerting = Some(alerting::start(
+            let handle = alerting::start(
                 monitoring,
                 alerting_config,
                 store.clone(),
                 format!("http://{local_addr}"),
-            ));
+            );
+            for line in handle.summary_lines() {
+                tracing::info!("{line}");
+            }
+            store.alerting = Some(handle);
         }
         let app = router(store.clone());
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
@@ -212,7 +213,7 @@ impl Emulator {
             addr = running.local_addr()
         );
         if let Some(alerting) = &running.store.alerting {
-            for line in alerting.report.summary_lines() {
+            for line in alerting.summary_lines() {
                 println!("{line}");
             }
             println!("incidents: http://{}/incidents", running.local_addr());

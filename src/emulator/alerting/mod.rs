@@ -86,8 +86,6 @@ pub struct LoadReport {
     pub channels: Vec<String>,
     /// Everything not evaluated, with the resource address and why.
     pub problems: Vec<String>,
-    /// No local URL for the uptime checks yet: they wait for one.
-    pub uptime_waits_for_url: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,8 +98,9 @@ pub struct PolicyView {
 }
 
 impl LoadReport {
-    /// The start-up lines.
-    pub fn summary_lines(&self) -> Vec<String> {
+    /// The start-up lines; `uptime_waits` adds that the uptime checks have
+    /// no local URL to probe yet.
+    pub fn summary_lines(&self, uptime_waits: bool) -> Vec<String> {
         let mut lines = vec![
             format!(
                 "monitoring from {}: {} alert policies, {} log-based metrics, {} uptime checks, {} notification channels; time scale: {}",
@@ -113,7 +112,7 @@ impl LoadReport {
                 self.time_scale,
             ),
         ];
-        if self.uptime_waits_for_url && !self.uptime_checks.is_empty() {
+        if uptime_waits && !self.uptime_checks.is_empty() {
             lines.push(
                 "uptime checks wait for the local service's URL (--service-url) before probing"
                     .to_owned(),
@@ -201,7 +200,6 @@ pub fn load(config: &AlertingConfig) -> Result<Monitoring, AlertingError> {
             .map(|c| format!("{} ({})", c.display_name, c.address))
             .collect(),
         problems,
-        uptime_waits_for_url: config.service_url.is_none(),
     };
     Ok(Monitoring {
         policies,
@@ -261,6 +259,12 @@ impl AlertingHandle {
     /// known only after the emulator started).
     pub fn set_service_url(&self, url: reqwest::Url) {
         self.service_url.send_replace(Some(url));
+    }
+
+    /// The start-up lines, saying whether the uptime checks still wait for a URL.
+    pub fn summary_lines(&self) -> Vec<String> {
+        self.report
+            .summary_lines(self.service_url.borrow().is_none())
     }
 
     /// Conditions that failed to evaluate at their latest tick, by name.
