@@ -209,8 +209,8 @@ run "thresholds_come_from_variables" {
   }
 
   assert {
-    condition     = google_monitoring_alert_policy.error_logs.conditions[0].condition_threshold[0].threshold_value == 42
-    error_message = "The error log threshold must come from error_log_threshold."
+    condition     = google_monitoring_alert_policy.error_logs.conditions[0].condition_threshold[0].threshold_value == 42 / 60
+    error_message = "The error log threshold must come from error_log_threshold (per minute, as a per-second rate)."
   }
 
   assert {
