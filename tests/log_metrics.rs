@@ -14,30 +14,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use cloudrun_observability::emulator::log_metrics::{LogMetric, LogMetricsCollector};
-use cloudrun_observability::emulator::log_store::LogSource;
+use cloudrun_observability::emulator::log_store::{LogSource, Severity};
 use cloudrun_observability::emulator::terraform::{load, VariableInputs};
 use cloudrun_observability::emulator::timestamp::now_nanos;
 use cloudrun_observability::emulator::EmulatorConfig;
 use common::{spawn_service, ServiceProcess};
-use emulator_helpers::{now_seconds, ts_at, TestEmulator};
-use gcloud_sdk::google::monitoring::v3::{
-    typed_value, ListTimeSeriesRequest, TimeInterval, TimeSeries,
-};
+use emulator_helpers::{now_seconds, TestEmulator};
+use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 use serde_json::{json, Value};
 
 const PROJECT: &str = "test-project";
 const SERVICE: &str = "cloudrun-obs-frontend";
-const SEVERITIES: [&str; 9] = [
-    "DEFAULT",
-    "DEBUG",
-    "INFO",
-    "NOTICE",
-    "WARNING",
-    "ERROR",
-    "CRITICAL",
-    "ALERT",
-    "EMERGENCY",
-];
 
 fn terraform_metrics() -> Vec<LogMetric> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("terraform");
@@ -56,22 +43,11 @@ fn metric_type(metrics: &[LogMetric], suffix: &str) -> String {
 
 /// Every series of `metric_type` written so far, read over gRPC.
 async fn read(emulator: &TestEmulator, metric_type: &str) -> Vec<TimeSeries> {
-    let request = ListTimeSeriesRequest {
-        name: format!("projects/{PROJECT}"),
-        filter: format!("metric.type = \"{metric_type}\""),
-        interval: Some(TimeInterval {
-            start_time: Some(ts_at(now_seconds() - 3600)),
-            end_time: Some(ts_at(now_seconds() + 120)),
-        }),
-        ..ListTimeSeriesRequest::default()
-    };
+    let filter = format!("metric.type = \"{metric_type}\"");
+    let now = now_seconds();
     emulator
-        .metrics()
-        .list_time_series(request)
+        .list_series(PROJECT, &filter, now - 3600, now + 120)
         .await
-        .expect("ListTimeSeries succeeds")
-        .into_inner()
-        .time_series
 }
 
 /// Sum of the points' counts (INT64 value or distribution count) by the value of `label`.
@@ -103,9 +79,9 @@ fn total(totals: &BTreeMap<String, i64>) -> i64 {
     totals.values().sum()
 }
 
-fn severity_rank(line: &Value) -> usize {
-    let severity = line["severity"].as_str().unwrap_or("DEFAULT");
-    SEVERITIES.iter().position(|s| *s == severity).unwrap_or(0)
+/// ERROR or worse, in Cloud Logging's severity order.
+fn at_least_error(line: &Value) -> bool {
+    line["severity"].as_str().and_then(Severity::parse) >= Some(Severity::Error)
 }
 
 /// Counts of `lines` matching `keep`, by the text `key` gives.
@@ -202,11 +178,9 @@ async fn log_metrics_count_exactly_what_the_service_logged() {
     let lines: Vec<Value> = service.entries()[..fed].to_vec();
 
     let errors = totals_by(&read(&emulator, &errors_type).await, "error_type");
-    let error_lines = expected(
-        &lines,
-        |l| severity_rank(l) >= 5,
-        |l| l["errorType"].as_str().unwrap_or_default().to_owned(),
-    );
+    let error_lines = expected(&lines, at_least_error, |l| {
+        l["errorType"].as_str().unwrap_or_default().to_owned()
+    });
     assert_eq!(errors, error_lines);
     for kind in ["handler_error", "panic", "downstream_failure", ""] {
         assert!(errors.contains_key(kind), "{kind:?} in {errors:?}");
@@ -215,7 +189,7 @@ async fn log_metrics_count_exactly_what_the_service_logged() {
     let payments = totals_by(&read(&emulator, &payments_type).await, "none");
     let payment_lines = expected(
         &lines,
-        |l| severity_rank(l) >= 5 && l["dependency"] == "payments",
+        |l| at_least_error(l) && l["dependency"] == "payments",
         |_| String::new(),
     );
     assert_eq!(total(&payments), total(&payment_lines));

@@ -13,11 +13,7 @@ use cloudrun_observability::emulator::EmulatorConfig;
 use common::{spawn_service, ServiceProcess};
 use emulator_helpers::{now_seconds, TestEmulator};
 use gcloud_sdk::google::api::metric_descriptor::MetricKind;
-use gcloud_sdk::google::monitoring::v3::list_time_series_request::TimeSeriesView;
-use gcloud_sdk::google::monitoring::v3::{
-    typed_value, ListTimeSeriesRequest, TimeInterval, TimeSeries,
-};
-use prost_types::Timestamp;
+use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 use serde_json::json;
 
 const DURATION: &str = "workload.googleapis.com/http.server.request.duration";
@@ -76,29 +72,11 @@ async fn order(service: &ServiceProcess, body: serde_json::Value, visitor: u128)
 
 /// Every series of `metric_type` in the last hour, newest point first.
 async fn list(emulator: &TestEmulator, metric_type: &str) -> Vec<TimeSeries> {
+    let filter = format!("metric.type = \"{metric_type}\"");
     let now = now_seconds();
     emulator
-        .metrics()
-        .list_time_series(ListTimeSeriesRequest {
-            name: format!("projects/{PROJECT}"),
-            filter: format!("metric.type = \"{metric_type}\""),
-            interval: Some(TimeInterval {
-                start_time: Some(Timestamp {
-                    seconds: now - 3600,
-                    nanos: 0,
-                }),
-                end_time: Some(Timestamp {
-                    seconds: now + 1,
-                    nanos: 0,
-                }),
-            }),
-            view: TimeSeriesView::Full as i32,
-            ..ListTimeSeriesRequest::default()
-        })
+        .list_series(PROJECT, &filter, now - 3600, now + 1)
         .await
-        .expect("ListTimeSeries")
-        .into_inner()
-        .time_series
 }
 
 fn labels(series: &TimeSeries) -> BTreeMap<String, String> {

@@ -18,10 +18,8 @@ use cloudrun_observability::emulator::uptime::{
 };
 use cloudrun_observability::emulator::EmulatorConfig;
 use common::spawn_service;
-use emulator_helpers::{now_seconds, ts_at, TestEmulator};
-use gcloud_sdk::google::monitoring::v3::{
-    typed_value, ListTimeSeriesRequest, TimeInterval, TimeSeries,
-};
+use emulator_helpers::{now_seconds, TestEmulator};
+use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 use reqwest::Url;
 
 const PROJECT: &str = "test-project";
@@ -44,24 +42,12 @@ async fn emulator() -> TestEmulator {
 }
 
 async fn read(emulator: &TestEmulator, metric_type: &str) -> Vec<TimeSeries> {
-    let request = ListTimeSeriesRequest {
-        name: format!("projects/{PROJECT}"),
-        filter: format!(
-            "metric.type = \"{metric_type}\" AND metric.labels.check_id = \"frontend\""
-        ),
-        interval: Some(TimeInterval {
-            start_time: Some(ts_at(now_seconds() - 600)),
-            end_time: Some(ts_at(now_seconds() + 60)),
-        }),
-        ..ListTimeSeriesRequest::default()
-    };
+    let filter =
+        format!("metric.type = \"{metric_type}\" AND metric.labels.check_id = \"frontend\"");
+    let now = now_seconds();
     emulator
-        .metrics()
-        .list_time_series(request)
+        .list_series(PROJECT, &filter, now - 600, now + 60)
         .await
-        .expect("ListTimeSeries succeeds")
-        .into_inner()
-        .time_series
 }
 
 /// Each location's check_passed values, newest first.

@@ -8,6 +8,7 @@ use cloudrun_observability::emulator::{Emulator, EmulatorConfig, RunningEmulator
 use gcloud_sdk::google::devtools::cloudtrace::v1::trace_service_client::TraceServiceClient as TraceReadClient;
 use gcloud_sdk::google::devtools::cloudtrace::v2::trace_service_client::TraceServiceClient as TraceWriteClient;
 use gcloud_sdk::google::monitoring::v3::metric_service_client::MetricServiceClient;
+use gcloud_sdk::google::monitoring::v3::{ListTimeSeriesRequest, TimeInterval, TimeSeries};
 use prost_types::Timestamp;
 use tonic::transport::Channel;
 
@@ -44,6 +45,31 @@ impl TestEmulator {
 
     pub fn metrics(&self) -> MetricServiceClient<Channel> {
         MetricServiceClient::new(self.channel.clone())
+    }
+
+    /// Every series of `project` matching `filter` with points in
+    /// `(start, end]` (seconds since the epoch), read with `ListTimeSeries`.
+    pub async fn list_series(
+        &self,
+        project: &str,
+        filter: &str,
+        start: i64,
+        end: i64,
+    ) -> Vec<TimeSeries> {
+        self.metrics()
+            .list_time_series(ListTimeSeriesRequest {
+                name: format!("projects/{project}"),
+                filter: filter.to_owned(),
+                interval: Some(TimeInterval {
+                    start_time: Some(ts_at(start)),
+                    end_time: Some(ts_at(end)),
+                }),
+                ..ListTimeSeriesRequest::default()
+            })
+            .await
+            .expect("ListTimeSeries succeeds")
+            .into_inner()
+            .time_series
     }
 }
 
