@@ -75,6 +75,13 @@ impl std::str::FromStr for TimeScale {
     }
 }
 
+/// As its description, so JSON reports read the same as the start-up line.
+impl serde::Serialize for TimeScale {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl fmt::Display for TimeScale {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_real_time() {

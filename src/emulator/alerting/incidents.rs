@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::Serialize;
 
-use super::evaluation::SeriesIdentity;
 use super::policy::Documentation;
 
 const MAX_INCIDENTS: usize = 1000;
@@ -42,15 +41,6 @@ pub struct Incident {
 impl Incident {
     pub fn is_open(&self) -> bool {
         self.ended_nanos.is_none()
-    }
-
-    pub fn identity(&self) -> SeriesIdentity {
-        SeriesIdentity {
-            metric_type: self.metric_type.clone(),
-            metric_labels: self.metric_labels.clone(),
-            resource_type: self.resource_type.clone(),
-            resource_labels: self.resource_labels.clone(),
-        }
     }
 }
 

@@ -78,8 +78,8 @@ pub enum AlertingError {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct LoadReport {
     pub terraform_dir: String,
-    /// "60x faster than real time", never implicit.
-    pub time_scale: String,
+    /// Shown as "60x faster than real time", never implicit.
+    pub time_scale: TimeScale,
     pub policies: Vec<PolicyView>,
     pub log_metrics: Vec<String>,
     pub uptime_checks: Vec<String>,
@@ -185,7 +185,7 @@ pub fn load(config: &AlertingConfig) -> Result<Monitoring, AlertingError> {
     }
     let report = LoadReport {
         terraform_dir: config.terraform_dir.display().to_string(),
-        time_scale: config.time_scale.to_string(),
+        time_scale: config.time_scale,
         policies: policies.iter().map(policy_view).collect(),
         log_metrics: log_metrics
             .iter()

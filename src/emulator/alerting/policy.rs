@@ -13,7 +13,7 @@ use std::time::Duration;
 use gcloud_sdk::google::monitoring::v3::aggregation::{Aligner, Reducer};
 use serde_json::Value;
 
-use crate::emulator::aggregation::{self, GroupField, Spec};
+use crate::emulator::aggregation::{self, Spec};
 use crate::emulator::filter::{self, Filter};
 use crate::emulator::terraform::ResourceInstance;
 
@@ -544,7 +544,6 @@ fn check_implemented(spec: &Spec) -> Result<(), String> {
             spec.reducer.as_str_name()
         ));
     }
-    let _: &[GroupField] = &spec.group_by;
     Ok(())
 }
 

@@ -56,7 +56,7 @@ fn loaded(alerting: &AlertingHandle) -> Markup {
         p #time-scale {
             "Policies from " code { (report.terraform_dir) } ", evaluated locally. Time scale: "
             strong { (report.time_scale) }
-            @if report.time_scale != "real time" {
+            @if !report.time_scale.is_real_time() {
                 " — durations, alignment periods and uptime periods are divided by it."
             }
         }
