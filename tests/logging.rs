@@ -39,6 +39,12 @@ async fn request_lines_carry_http_request_and_severity_follows_status() {
     assert_eq!(ok["route"], "/api/books/{id}");
     assert!(ok["time"].as_str().unwrap().ends_with('Z'));
     assert!(ok["logging.googleapis.com/sourceLocation"]["file"].is_string());
+    // The request span is named by the trace fields, not copied into the line.
+    assert!(ok["logging.googleapis.com/spanId"].is_string());
+    assert!(
+        ok.get("span").is_none() && ok.get("spans").is_none(),
+        "{ok}"
+    );
 
     // Every line written, including start-up, is a JSON object.
     for entry in service.entries() {

@@ -13,10 +13,11 @@ use std::io::{self, Write};
 use std::sync::Arc;
 
 use opentelemetry_sdk::trace::SdkTracer;
-use tracing::Subscriber;
+use tracing::subscriber::Interest;
+use tracing::{Metadata, Subscriber};
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -125,6 +126,30 @@ where
         // can point at the error rather than at the line that logs it.
         .with_source_location(false)
         .with_writer(writer)
+        .with_filter(EventsOnly)
+}
+
+/// What the JSON layer sees: events, not spans. A span reaches Cloud Logging
+/// as the entry's trace and span ids, which the writer adds and which lead to
+/// the span itself in Cloud Trace. Its fields are OpenTelemetry's naming hints
+/// (`otel.name`, `otel.kind`); copied into every line as `span` and `spans`
+/// they made a request line a third longer (ingestion is billed by the byte)
+/// and cost serializing each span's fields on creation and parsing them back
+/// on every line (issue #10).
+struct EventsOnly;
+
+impl<S> Filter<S> for EventsOnly {
+    fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        metadata.is_event()
+    }
+
+    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
+        if metadata.is_event() {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
 }
 
 /// Crates whose spans must never become traces: the exporters' own HTTP/2
