@@ -183,6 +183,13 @@ pub fn raw(series: &StoredSeries, start: i64, end: i64) -> Option<TimeSeries> {
     })
 }
 
+/// The earliest point end a read over `(start, end]` uses, the point before
+/// it aside: an aggregation's first window opens one alignment period before
+/// `start`; raw points are read from `start` on.
+pub fn reads_from(start: i64, spec: Option<&Spec>) -> i64 {
+    spec.map_or(start, |spec| start.saturating_sub(spec.period))
+}
+
 /// Aligns and reduces `series` over `(start, end]`.
 ///
 /// # Errors

@@ -248,6 +248,47 @@ impl MetricStore {
             .cloned()
             .collect()
     }
+
+    /// Like [`series`](Self::series), with only the points ending in
+    /// `(from, to]` and the one before them (a cumulative series' first delta
+    /// starts there); [`aggregation::reads_from`](super::aggregation::reads_from)
+    /// says which `from` a read needs. The alert engine reads the last minutes
+    /// of series that keep hours of points, every tick: copying them whole
+    /// cost more than evaluating them.
+    pub fn series_within(
+        &self,
+        project: &str,
+        filter: &Filter,
+        from: i64,
+        to: i64,
+    ) -> Vec<StoredSeries> {
+        self.lock()
+            .series
+            .iter()
+            .filter(|s| s.key.project == project && filter.matches(&s.key))
+            .map(|s| s.within(from, to))
+            .collect()
+    }
+}
+
+impl StoredSeries {
+    /// A copy with the points ending in `(from, to]` and the one before them.
+    /// Points are in order of their end times (writes out of order are
+    /// refused), so both bounds are binary searches.
+    fn within(&self, from: i64, to: i64) -> StoredSeries {
+        let first = self
+            .points
+            .partition_point(|p| p.end <= from)
+            .saturating_sub(1);
+        let last = self.points.partition_point(|p| p.end <= to).max(first);
+        StoredSeries {
+            key: self.key.clone(),
+            kind: self.kind,
+            value_type: self.value_type,
+            points: self.points.range(first..last).cloned().collect(),
+            last: self.last.clone(),
+        }
+    }
 }
 
 /// `projects/P/metricDescriptors/TYPE`, the resource name Google gives a descriptor.
@@ -389,6 +430,91 @@ mod tests {
 
     fn store() -> MetricStore {
         MetricStore::new(100, Duration::from_secs(5))
+    }
+
+    /// One point of a `custom.googleapis.com/requests` series on a task,
+    /// cumulative from `start` or a gauge.
+    fn counted(kind: MetricKind, start: i64, end: i64, value: i64) -> TimeSeries {
+        let mut ts = series(
+            "custom.googleapis.com/requests",
+            "generic_task",
+            &[
+                ("location", "europe-west1"),
+                ("namespace", "bench"),
+                ("job", "frontend"),
+                ("task_id", "1"),
+            ],
+            kind,
+            (kind == MetricKind::Cumulative).then_some(start),
+            end,
+        );
+        ts.points[0].value = Some(TypedValue {
+            value: Some(typed_value::Value::Int64Value(value)),
+        });
+        ts
+    }
+
+    #[test]
+    fn a_read_of_a_window_sees_what_it_would_see_in_the_whole_series() {
+        use crate::emulator::aggregation::{aggregate, raw, reads_from, Spec};
+        use gcloud_sdk::google::monitoring::v3::aggregation::{Aligner, Reducer};
+
+        let now = now_nanos();
+        let second = NANOS_PER_SECOND;
+        let store = MetricStore::new(10_000, Duration::from_secs(5));
+        let filter =
+            crate::emulator::filter::parse("metric.type = \"custom.googleapis.com/requests\"")
+                .unwrap();
+        for kind in [MetricKind::Cumulative, MetricKind::Gauge] {
+            let project = format!("{kind:?}");
+            // An hour of points every 10 s; the count grows unevenly.
+            for n in 0..360 {
+                let end = now - (360 - n) * 10 * second;
+                let point = counted(kind, now - 3_700 * second, end, n * 7 + n * n % 7);
+                let outcome = store.write(&project, &[point], now);
+                assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+            }
+            for (start, end) in [
+                (now - 600 * second, now),
+                (now - 95 * second, now - 35 * second),
+                // The first window's previous point is older than the
+                // window's period: only the point kept before `from` has it.
+                (now - 95 * second - 1, now - 35 * second),
+                (now - 5_000 * second, now - 3_000 * second),
+                (now - 5 * second, now),
+            ] {
+                let whole = store.series(&project, &filter);
+                let read = |from| store.series_within(&project, &filter, from, end);
+                let raw_of = |series: &[StoredSeries]| -> Vec<TimeSeries> {
+                    series.iter().filter_map(|s| raw(s, start, end)).collect()
+                };
+                assert_eq!(raw_of(&read(reads_from(start, None))), raw_of(&whole));
+                let aligners = match kind {
+                    MetricKind::Cumulative => [Aligner::AlignRate, Aligner::AlignDelta],
+                    _ => [Aligner::AlignMean, Aligner::AlignMax],
+                };
+                for aligner in aligners
+                    .into_iter()
+                    .chain([Aligner::AlignNextOlder, Aligner::AlignCount])
+                {
+                    for period in [60 * second, 300 * second] {
+                        let spec = Spec {
+                            period,
+                            aligner,
+                            reducer: Reducer::ReduceNone,
+                            group_by: Vec::new(),
+                        };
+                        let trimmed = read(reads_from(start, Some(&spec)));
+                        assert!(trimmed[0].points.len() < whole[0].points.len());
+                        assert_eq!(
+                            aggregate(&trimmed, start, end, &spec).unwrap(),
+                            aggregate(&whole, start, end, &spec).unwrap(),
+                            "{kind:?} {aligner:?} {period} over ({start}, {end}]"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

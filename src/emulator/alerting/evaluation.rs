@@ -244,13 +244,15 @@ fn latest_values(
     now: i64,
     scale: TimeScale,
 ) -> Result<Vec<(SeriesIdentity, f64)>, EvaluationError> {
-    let period = scale.scale_nanos(query.period_nanos());
-    let series = store.series(project, &query.filter);
-    let output = match &query.aggregation {
-        Some(spec) => aggregation::aggregate(&series, now - period, now, &scaled(spec, scale))?,
+    let start = now - scale.scale_nanos(query.period_nanos());
+    let spec = query.aggregation.as_ref().map(|spec| scaled(spec, scale));
+    let from = aggregation::reads_from(start, spec.as_ref());
+    let series = store.series_within(project, &query.filter, from, now);
+    let output = match &spec {
+        Some(spec) => aggregation::aggregate(&series, start, now, spec)?,
         None => series
             .iter()
-            .filter_map(|s| aggregation::raw(s, now - period, now))
+            .filter_map(|s| aggregation::raw(s, start, now))
             .collect(),
     };
     let mut values = Vec::with_capacity(output.len());
@@ -284,14 +286,15 @@ fn present_series(
     now: i64,
     scale: TimeScale,
 ) -> Result<Vec<SeriesIdentity>, EvaluationError> {
-    let series = store.series(project, &query.filter);
-    let output = match &query.aggregation {
-        Some(spec) => {
-            // One window as long as the duration: any point in it counts.
-            let mut spec = scaled(spec, scale);
-            spec.period = (now - start).max(1);
-            aggregation::aggregate(&series, start, now, &spec)?
-        }
+    // One window as long as the duration: any point in it counts.
+    let spec = query.aggregation.as_ref().map(|spec| Spec {
+        period: (now - start).max(1),
+        ..scaled(spec, scale)
+    });
+    let from = aggregation::reads_from(start, spec.as_ref());
+    let series = store.series_within(project, &query.filter, from, now);
+    let output = match &spec {
+        Some(spec) => aggregation::aggregate(&series, start, now, spec)?,
         None => series
             .iter()
             .filter_map(|s| aggregation::raw(s, start, now))
