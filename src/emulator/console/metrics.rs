@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::chart::{Chart, Line};
 use super::layout::{self, Section};
-use crate::emulator::aggregation::{aggregate, GroupField, Spec};
+use crate::emulator::aggregation::{aggregate, reads_from, GroupField, Spec};
 use crate::emulator::filter;
 use crate::emulator::timestamp::{now_nanos, to_nanos, NANOS_PER_SECOND};
 use crate::emulator::EmulatorStore;
@@ -208,7 +208,6 @@ impl Query_<'_> {
         let Ok(filter) = filter::parse(&format!("metric.type = \"{metric_type}\"")) else {
             return Vec::new();
         };
-        let series = self.store.metrics.series(self.project, &filter);
         let spec = Spec {
             period,
             aligner,
@@ -218,7 +217,13 @@ impl Query_<'_> {
                 .map(|k| GroupField::MetricLabel((*k).to_owned()))
                 .collect(),
         };
-        aggregate(&series, self.window.start, self.window.end, &spec).unwrap_or_default()
+        let (start, end) = (self.window.start, self.window.end);
+        let from = reads_from(start, Some(&spec));
+        let series = self
+            .store
+            .metrics
+            .series_within(self.project, &filter, from, end);
+        aggregate(&series, start, end, &spec).unwrap_or_default()
     }
 }
 
