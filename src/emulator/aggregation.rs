@@ -27,7 +27,8 @@ use gcloud_sdk::google::monitoring::v3::{
     typed_value, Aggregation, Point, TimeInterval, TimeSeries, TypedValue,
 };
 
-use super::metric_store::StoredSeries;
+use super::filter::Filter;
+use super::metric_store::{MetricStore, StoredSeries};
 use super::monitoring_validation::StoredPoint;
 use super::timestamp::{duration_nanos, from_nanos, NANOS_PER_SECOND};
 
@@ -181,6 +182,26 @@ pub fn raw(series: &StoredSeries, start: i64, end: i64) -> Option<TimeSeries> {
         points,
         ..TimeSeries::default()
     })
+}
+
+/// The series of `project` matching `filter` over `(start, end]`: their raw
+/// points, or aligned and reduced by `spec`. Only the points the read needs
+/// are copied out of the store.
+///
+/// # Errors
+/// When the aligner or reducer does not apply to a series' kind and type.
+pub fn read(
+    store: &MetricStore,
+    project: &str,
+    filter: &Filter,
+    (start, end): (i64, i64),
+    spec: Option<&Spec>,
+) -> Result<Vec<TimeSeries>, AggregationError> {
+    let series = store.series_within(project, filter, reads_from(start, spec), end);
+    match spec {
+        Some(spec) => aggregate(&series, start, end, spec),
+        None => Ok(series.iter().filter_map(|s| raw(s, start, end)).collect()),
+    }
 }
 
 /// The earliest point end a read over `(start, end]` uses, the point before

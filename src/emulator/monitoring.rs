@@ -16,7 +16,7 @@ use gcloud_sdk::google::rpc;
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
-use super::aggregation::{aggregate, parse_spec, raw, reads_from};
+use super::aggregation::{parse_spec, read};
 use super::filter::{self, Filter, Selector};
 use super::metric_store::{MetricStore, WriteOutcome};
 use super::monitoring_validation::{
@@ -309,13 +309,8 @@ fn list_time_series(
     let (start, end) = read_interval(&request)?;
     let spec = parse_spec(request.aggregation.as_ref())
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let from = reads_from(start, spec.as_ref());
-    let series = store.series_within(&project, &filter, from, end);
-    let mut out: Vec<TimeSeries> = match spec {
-        None => series.iter().filter_map(|s| raw(s, start, end)).collect(),
-        Some(spec) => aggregate(&series, start, end, &spec)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?,
-    };
+    let mut out = read(store, &project, &filter, (start, end), spec.as_ref())
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
     if TimeSeriesView::try_from(request.view) == Ok(TimeSeriesView::Headers) {
         out.iter_mut().for_each(|s| s.points.clear());
     }

@@ -246,15 +246,7 @@ fn latest_values(
 ) -> Result<Vec<(SeriesIdentity, f64)>, EvaluationError> {
     let start = now - scale.scale_nanos(query.period_nanos());
     let spec = query.aggregation.as_ref().map(|spec| scaled(spec, scale));
-    let from = aggregation::reads_from(start, spec.as_ref());
-    let series = store.series_within(project, &query.filter, from, now);
-    let output = match &spec {
-        Some(spec) => aggregation::aggregate(&series, start, now, spec)?,
-        None => series
-            .iter()
-            .filter_map(|s| aggregation::raw(s, start, now))
-            .collect(),
-    };
+    let output = aggregation::read(store, project, &query.filter, (start, now), spec.as_ref())?;
     let mut values = Vec::with_capacity(output.len());
     for series in &output {
         // Points are newest first; a single window gives one.
@@ -291,15 +283,7 @@ fn present_series(
         period: (now - start).max(1),
         ..scaled(spec, scale)
     });
-    let from = aggregation::reads_from(start, spec.as_ref());
-    let series = store.series_within(project, &query.filter, from, now);
-    let output = match &spec {
-        Some(spec) => aggregation::aggregate(&series, start, now, spec)?,
-        None => series
-            .iter()
-            .filter_map(|s| aggregation::raw(s, start, now))
-            .collect(),
-    };
+    let output = aggregation::read(store, project, &query.filter, (start, now), spec.as_ref())?;
     Ok(output
         .iter()
         .filter(|series| !series.points.is_empty())

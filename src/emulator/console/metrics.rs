@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::chart::{Chart, Line};
 use super::layout::{self, Section};
-use crate::emulator::aggregation::{aggregate, reads_from, GroupField, Spec};
+use crate::emulator::aggregation::{read, GroupField, Spec};
 use crate::emulator::filter;
 use crate::emulator::timestamp::{now_nanos, to_nanos, NANOS_PER_SECOND};
 use crate::emulator::EmulatorStore;
@@ -217,13 +217,15 @@ impl Query_<'_> {
                 .map(|k| GroupField::MetricLabel((*k).to_owned()))
                 .collect(),
         };
-        let (start, end) = (self.window.start, self.window.end);
-        let from = reads_from(start, Some(&spec));
-        let series = self
-            .store
-            .metrics
-            .series_within(self.project, &filter, from, end);
-        aggregate(&series, start, end, &spec).unwrap_or_default()
+        let window = (self.window.start, self.window.end);
+        read(
+            &self.store.metrics,
+            self.project,
+            &filter,
+            window,
+            Some(&spec),
+        )
+        .unwrap_or_default()
     }
 }
 
