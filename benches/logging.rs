@@ -7,6 +7,8 @@
 //! cargo bench --bench logging
 //! ```
 
+use std::io::{self, Write};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use cloudrun_observability::config::Config;
@@ -22,8 +24,13 @@ fn main() {
     let config = Config::from_lookup(|_| None).expect("default configuration");
     let subscriber = Registry::default()
         .with(env_filter(None).expect("default filter"))
-        .with(json_layer(&config, std::io::sink));
-    let elapsed = tracing::subscriber::with_default(subscriber, || {
+        .with(json_layer(&config, || FirstLineKept));
+    // Global, as in the service: the writer reads the trace context of the
+    // current span from inside the event's dispatch, which a scoped
+    // (`with_default`) subscriber does not allow, and every line would then
+    // lack its trace fields.
+    tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
+    let elapsed = {
         let span = tracing::info_span!(
             "request",
             otel.name = "GET /api/books/{id}",
@@ -43,8 +50,30 @@ fn main() {
             request_line(n);
         }
         started.elapsed()
-    });
+    };
+    let first = String::from_utf8_lossy(FIRST_LINE.get().expect("a line was written"));
+    assert!(
+        first.contains("\"logging.googleapis.com/trace\":"),
+        "the lines lack their trace fields: {first}"
+    );
     report(elapsed);
+}
+
+/// A sink that keeps the first line, to check after the run that the lines
+/// measured are complete; the rest go nowhere.
+struct FirstLineKept;
+
+static FIRST_LINE: OnceLock<Vec<u8>> = OnceLock::new();
+
+impl Write for FirstLineKept {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        FIRST_LINE.get_or_init(|| buf.to_vec());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The same fields as the service's request line.
