@@ -1,7 +1,7 @@
 # cloudrun-observability: the service image for Cloud Run.
 #
 # Build (what cloudbuild.yaml runs):  docker build -t IMAGE .
-# The release binary is built with exactly the command CI uses: `cargo build --release --locked`.
+# The release binary is built with exactly the command CI uses: `cargo build --release --locked -p cloudrun-observability`.
 #
 #checkov:skip=CKV_DOCKER_2:Cloud Run ignores HEALTHCHECK; the startup and liveness probes on /healthz are set in terraform/run.tf.
 
@@ -24,7 +24,7 @@ COPY --from=planner /app/recipe.json recipe.json
 # Dependencies only: this layer stays cached while only the service's own code changes.
 RUN cargo chef cook --release --locked --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked
+RUN cargo build --release --locked -p cloudrun-observability
 # The runtime image has glibc, libgcc_s and nothing else: fail the build if the binary needs more
 # (an OpenSSL pulled in by a dependency's default features would fail at start on Cloud Run).
 RUN sh infra-check/ldd-check.sh target/release/cloudrun-observability

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import json
 from concurrent.futures import ThreadPoolExecutor
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -143,8 +144,8 @@ def dockerfile(env, d):
     froms = [l for l in lines if l.upper().startswith("FROM ")]
     final = lines[lines.index(froms[-1]):] if froms else []
     problems = []
-    if "RUN cargo build --release --locked" not in lines:
-        problems.append("the release build must be exactly `RUN cargo build --release --locked`")
+    if "RUN cargo build --release --locked -p cloudrun-observability" not in lines:
+        problems.append("the release build must be exactly `RUN cargo build --release --locked -p cloudrun-observability`")
     if not any(re.match(r"FROM rust:1-bookworm\b", l) for l in froms):
         problems.append("build on rust:1-bookworm")
     if not any("cargo chef cook --release --locked" in l for l in lines):
@@ -161,7 +162,7 @@ def dockerfile(env, d):
         problems.append("the runtime stage has no shell: no RUN or SHELL after the last FROM")
     with open(os.path.join(d, ".dockerignore")) as f:
         ignored = f.read().split()
-    for needed in ("Cargo.toml", "Cargo.lock", "src", "build.rs"):
+    for needed in ("Cargo.toml", "Cargo.lock", "crates"):
         if needed in ignored:
             problems.append(f".dockerignore must not exclude {needed}")
     return (1 if problems else 0), "\n".join(problems)
@@ -169,8 +170,12 @@ def dockerfile(env, d):
 
 def service_binary():
     """The service binary, whose `check-filters` holds the emulator's filter parsers."""
-    return os.environ.get("CLOUDRUN_OBSERVABILITY_BIN") or os.path.join(
-        ROOT, "target", "debug", "cloudrun-observability")
+    if os.environ.get("CLOUDRUN_OBSERVABILITY_BIN"):
+        return os.environ["CLOUDRUN_OBSERVABILITY_BIN"]
+    # Where Cargo builds (CARGO_TARGET_DIR honoured), never a literal target/.
+    metadata = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"],
+                              cwd=ROOT, capture_output=True, text=True, check=True)
+    return os.path.join(json.loads(metadata.stdout)["target_directory"], "debug", "cloudrun-observability")
 
 
 def filters(env, d):
@@ -273,8 +278,8 @@ NEGATIVES = [
      lambda d: edit(tfpath(d, "monitoring.tf"), 'filter     = "metric.type=', 'filter     = "metric.tpye='),
      filters, "metric.tpye"),
     ("Dockerfile: release build without --locked",
-     lambda d: edit(os.path.join(d, "Dockerfile"), "RUN cargo build --release --locked", "RUN cargo build --release"),
-     dockerfile, "cargo build --release --locked"),
+     lambda d: edit(os.path.join(d, "Dockerfile"), "RUN cargo build --release --locked -p cloudrun-observability", "RUN cargo build --release -p cloudrun-observability"),
+     dockerfile, "cargo build --release --locked -p cloudrun-observability"),
 ]
 
 

@@ -1,0 +1,140 @@
+//! `/errors`: error entries grouped in the spirit of Cloud Error Reporting.
+//!
+//! Error Reporting groups events by their error and where it happened; the
+//! service names both (`errorType`, `context.reportLocation`), so a group here
+//! is one (error type, file, line). Each group links to a sample log entry
+//! and its trace.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use maud::{html, Markup};
+
+use super::layout::{self, Section};
+use crate::logging::store::LogEntry;
+use crate::EmulatorStore;
+
+/// What identifies a group: error type, file, line.
+pub type GroupKey = (String, String, u32);
+
+/// One group of error events.
+#[derive(Debug, Clone)]
+pub struct ErrorGroup {
+    pub error_type: String,
+    pub file: String,
+    pub line: u32,
+    pub function: Option<String>,
+    pub count: u64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    /// The newest event: its entry id, first message line and trace id.
+    pub sample_id: u64,
+    pub sample_message: String,
+    pub sample_trace: Option<String>,
+    pub service: Option<String>,
+}
+
+/// Groups the error events among `entries` (oldest first), the most recently seen group first.
+pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
+    let mut groups: BTreeMap<GroupKey, ErrorGroup> = BTreeMap::new();
+    for entry in entries {
+        let Some(error) = &entry.error else { continue };
+        let (file, line, function) = error
+            .location
+            .as_ref()
+            .map_or((String::from("unknown"), 0, None), |l| {
+                (l.file.clone(), l.line.unwrap_or(0), l.function.clone())
+            });
+        let key = (error.error_type.clone(), file.clone(), line);
+        let group = groups.entry(key).or_insert_with(|| ErrorGroup {
+            error_type: error.error_type.clone(),
+            file,
+            line,
+            function,
+            count: 0,
+            first_seen: entry.timestamp_nanos,
+            last_seen: entry.timestamp_nanos,
+            sample_id: entry.id,
+            sample_message: String::new(),
+            sample_trace: None,
+            service: error.service.clone(),
+        });
+        group.count += 1;
+        group.first_seen = group.first_seen.min(entry.timestamp_nanos);
+        group.last_seen = group.last_seen.max(entry.timestamp_nanos);
+        group.sample_id = entry.id;
+        group.sample_message = entry.message.lines().next().unwrap_or_default().to_owned();
+        group.sample_trace = entry.trace.as_ref().map(|(_, t)| t.clone());
+    }
+    let mut out: Vec<ErrorGroup> = groups.into_values().collect();
+    out.sort_by_key(|g| std::cmp::Reverse(g.last_seen));
+    out
+}
+
+/// `GET /errors`.
+pub async fn page(State(store): State<EmulatorStore>) -> Markup {
+    let groups = group(&store.logs.entries());
+    let body = html! {
+        p.muted { (groups.len()) " error groups, from the Error Reporting entries among the stored logs; grouped by error type and location." }
+        @if groups.is_empty() {
+            p #no-errors { "No errors reported." }
+        } @else {
+            table #error-groups {
+                tr { th { "Error" } th { "Location" } th { "Count" } th { "First seen (UTC)" } th { "Last seen (UTC)" } th { "Sample" } }
+                @for g in &groups {
+                    tr.error-group data-error-type=(g.error_type) {
+                        td { span.err { (g.error_type) } @if let Some(s) = &g.service { div.muted { (s) } } }
+                        td.mono { (g.file) ":" (g.line) @if let Some(f) = &g.function { div.muted { (f) } } }
+                        td.count { (g.count) }
+                        td.mono { (layout::time(g.first_seen)) }
+                        td.mono { (layout::time(g.last_seen)) }
+                        td {
+                            div { (g.sample_message) }
+                            a.sample-log href=(format!("/logs?id={}", g.sample_id)) { "log entry" }
+                            @if let Some(t) = &g.sample_trace { " · " a.sample-trace href=(format!("/traces/{t}")) { "trace" } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout::page(Section::Errors, "Errors", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::store::parse_line;
+
+    fn error_line(kind: &str, line: u32, n: i64) -> LogEntry {
+        let text = format!(
+            r#"{{"severity":"ERROR","message":"boom {n}\nmore","@type":"type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent","errorType":"{kind}","context":{{"reportLocation":{{"filePath":"src/x.rs","lineNumber":{line},"functionName":"x"}}}}}}"#
+        );
+        let mut entry = parse_line(&text, n).0;
+        entry.id = n as u64;
+        entry
+    }
+
+    #[test]
+    fn same_type_and_location_make_one_group() {
+        let entries = vec![
+            error_line("panic", 7, 1),
+            error_line("panic", 7, 2),
+            error_line("panic", 8, 3),
+            error_line("handler_error", 7, 4),
+            parse_line(r#"{"severity":"ERROR","message":"plain"}"#, 5).0,
+        ];
+        let groups = group(&entries);
+        assert_eq!(groups.len(), 3);
+        let panic7 = groups
+            .iter()
+            .find(|g| g.error_type == "panic" && g.line == 7)
+            .unwrap();
+        assert_eq!(
+            (panic7.count, panic7.first_seen, panic7.last_seen),
+            (2, 1, 2)
+        );
+        assert_eq!(panic7.sample_message, "boom 2");
+        assert_eq!(groups[0].error_type, "handler_error");
+    }
+}

@@ -1,0 +1,537 @@
+//! `/metrics?window=15m`: the service's custom metrics charted the way Cloud
+//! Monitoring's dashboards would: request rate, 5xx share, response time
+//! p50/p95/p99, active sessions, per route.
+//!
+//! Every number comes from the emulator's own `ListTimeSeries` aggregation
+//! ([`aggregation`](crate::monitoring::aggregation)): deltas of the cumulative
+//! request-duration distributions per alignment period, summed or merged
+//! across series, percentiles interpolated within buckets. The console only
+//! picks aligners and reducers and turns the result into lines.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Query, State};
+use gcloud_sdk::google::monitoring::v3::aggregation::{Aligner, Reducer};
+use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries, TypedValue};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::chart::{Chart, Line};
+use super::layout::{self, Section};
+use crate::monitoring::aggregation::{read, GroupField, Spec};
+use crate::monitoring::filter;
+use crate::time::timestamp::{now_nanos, to_nanos, NANOS_PER_SECOND};
+use crate::EmulatorStore;
+
+/// The metric types the service writes.
+pub const REQUEST_DURATION: &str = "workload.googleapis.com/http.server.request.duration";
+pub const APP_ERRORS: &str = "workload.googleapis.com/app.errors";
+pub const SESSIONS: &str = "workload.googleapis.com/app.sessions.active";
+pub const ORDERS: &str = "workload.googleapis.com/app.orders";
+
+const ROUTE: &str = "http_route";
+const STATUS: &str = "http_response_status_code";
+
+/// The windows offered, with the alignment period used for each (about 30 points a line).
+pub const WINDOWS: [(&str, i64, i64); 5] = [
+    ("5m", 5 * 60, 10),
+    ("15m", 15 * 60, 30),
+    ("1h", 3600, 120),
+    ("6h", 6 * 3600, 600),
+    ("1d", 86_400, 3600),
+];
+const DEFAULT_WINDOW: usize = 1;
+
+/// `/metrics` query.
+#[derive(Debug, Default, Deserialize)]
+pub struct MetricsQuery {
+    #[serde(default)]
+    pub window: Option<String>,
+    #[serde(default)]
+    pub project: Option<String>,
+}
+
+/// The time range and alignment of one page.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub name: &'static str,
+    pub start: i64,
+    pub end: i64,
+    pub period: i64,
+}
+
+impl Window {
+    /// The window named `name` (default 15m) ending at `now`.
+    pub fn ending_at(name: Option<&str>, now: i64) -> Self {
+        let (name, length, period) = WINDOWS
+            .iter()
+            .find(|(n, _, _)| Some(*n) == name)
+            .copied()
+            .unwrap_or(WINDOWS[DEFAULT_WINDOW]);
+        Self {
+            name,
+            start: now - length * NANOS_PER_SECOND,
+            end: now,
+            period: period * NANOS_PER_SECOND,
+        }
+    }
+
+    fn period_seconds(&self) -> f64 {
+        self.period as f64 / NANOS_PER_SECOND as f64
+    }
+}
+
+/// Requests and 5xx responses of one route over the whole window.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteSummary {
+    pub requests: i64,
+    pub server_errors: i64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// Everything the page shows, computed from the store.
+#[derive(Debug, Clone)]
+pub struct MetricsView {
+    pub window: Window,
+    pub request_rate: Vec<Line>,
+    pub error_share: Vec<Line>,
+    pub latency: Vec<Line>,
+    pub sessions: Vec<Line>,
+    pub errors: Vec<Line>,
+    pub orders: Vec<Line>,
+    pub routes: BTreeMap<String, RouteSummary>,
+}
+
+/// Computes the view of `project` over `window`.
+pub fn view(store: &EmulatorStore, project: &str, window: Window) -> MetricsView {
+    let query = Query_ {
+        store,
+        project,
+        window,
+    };
+    let counts = query.run(
+        REQUEST_DURATION,
+        Aligner::AlignDelta,
+        Reducer::ReduceSum,
+        &[ROUTE, STATUS],
+        window.period,
+    );
+    let (request_rate, error_share) = rates(&counts, window);
+    let mut latency = Vec::new();
+    for (name, reducer) in percentiles() {
+        let series = query.run(
+            REQUEST_DURATION,
+            Aligner::AlignDelta,
+            reducer,
+            &[],
+            window.period,
+        );
+        latency.extend(lines(&series, None).into_iter().map(|l| Line {
+            name: name.into(),
+            ..l
+        }));
+    }
+    MetricsView {
+        window,
+        request_rate,
+        error_share,
+        latency,
+        sessions: lines(
+            &query.run(
+                SESSIONS,
+                Aligner::AlignMean,
+                Reducer::ReduceSum,
+                &[],
+                window.period,
+            ),
+            None,
+        )
+        .into_iter()
+        .map(|l| Line {
+            name: "active sessions".into(),
+            ..l
+        })
+        .collect(),
+        errors: per_minute(lines(
+            &query.run(
+                APP_ERRORS,
+                Aligner::AlignRate,
+                Reducer::ReduceSum,
+                &["error_type"],
+                window.period,
+            ),
+            Some("error_type"),
+        )),
+        orders: per_minute(lines(
+            &query.run(
+                ORDERS,
+                Aligner::AlignRate,
+                Reducer::ReduceSum,
+                &["outcome"],
+                window.period,
+            ),
+            Some("outcome"),
+        )),
+        routes: route_summaries(&query),
+    }
+}
+
+fn percentiles() -> [(&'static str, Reducer); 3] {
+    [
+        ("p50", Reducer::ReducePercentile50),
+        ("p95", Reducer::ReducePercentile95),
+        ("p99", Reducer::ReducePercentile99),
+    ]
+}
+
+/// One project's series over one window (named with a trailing `_`
+/// so as not to shadow axum's `Query`).
+struct Query_<'a> {
+    store: &'a EmulatorStore,
+    project: &'a str,
+    window: Window,
+}
+
+impl Query_<'_> {
+    /// `ListTimeSeries` with this aggregation; nothing when the metric is
+    /// absent or the aggregation does not apply to it.
+    fn run(
+        &self,
+        metric_type: &str,
+        aligner: Aligner,
+        reducer: Reducer,
+        group_by: &[&str],
+        period: i64,
+    ) -> Vec<TimeSeries> {
+        let Ok(filter) = filter::parse(&format!("metric.type = \"{metric_type}\"")) else {
+            return Vec::new();
+        };
+        let spec = Spec {
+            period,
+            aligner,
+            reducer,
+            group_by: group_by
+                .iter()
+                .map(|k| GroupField::MetricLabel((*k).to_owned()))
+                .collect(),
+        };
+        let window = (self.window.start, self.window.end);
+        read(
+            &self.store.metrics,
+            self.project,
+            &filter,
+            window,
+            Some(&spec),
+        )
+        .unwrap_or_default()
+    }
+}
+
+/// The points of each series as `(end time, value)`, oldest first, one line
+/// per value of `label` (or one line when `None`).
+fn lines(series: &[TimeSeries], label: Option<&str>) -> Vec<Line> {
+    series
+        .iter()
+        .map(|ts| {
+            let name = label
+                .and_then(|l| ts.metric.as_ref()?.labels.get(l).cloned())
+                .unwrap_or_else(|| "all".to_owned());
+            let mut points: Vec<(i64, f64)> = ts
+                .points
+                .iter()
+                .filter_map(|p| Some((end_of(p.interval.as_ref()?)?, number(p.value.as_ref()?)?)))
+                .collect();
+            points.sort_by_key(|p| p.0);
+            Line { name, points }
+        })
+        .collect()
+}
+
+fn end_of(interval: &gcloud_sdk::google::monitoring::v3::TimeInterval) -> Option<i64> {
+    to_nanos(interval.end_time.as_ref()?).ok()
+}
+
+fn number(value: &TypedValue) -> Option<f64> {
+    match value.value.as_ref()? {
+        typed_value::Value::Int64Value(i) => Some(*i as f64),
+        typed_value::Value::DoubleValue(d) => Some(*d),
+        typed_value::Value::DistributionValue(d) => Some(d.count as f64),
+        _ => None,
+    }
+}
+
+fn per_minute(lines: Vec<Line>) -> Vec<Line> {
+    lines
+        .into_iter()
+        .map(|l| Line {
+            points: l.points.into_iter().map(|(t, v)| (t, v * 60.0)).collect(),
+            ..l
+        })
+        .collect()
+}
+
+/// Requests per second and percentage of 5xx, one line per route, from the
+/// request counts grouped by route and status.
+fn rates(counts: &[TimeSeries], window: Window) -> (Vec<Line>, Vec<Line>) {
+    let mut by_route: BTreeMap<String, BTreeMap<i64, (f64, f64)>> = BTreeMap::new();
+    for ts in counts {
+        let labels = ts.metric.as_ref().map(|m| &m.labels);
+        let route = labels
+            .and_then(|l| l.get(ROUTE))
+            .cloned()
+            .unwrap_or_else(|| "(no route)".into());
+        let server_error = is_server_error(labels.and_then(|l| l.get(STATUS)));
+        for line in lines(std::slice::from_ref(ts), None) {
+            for (t, count) in line.points {
+                let slot = by_route
+                    .entry(route.clone())
+                    .or_default()
+                    .entry(t)
+                    .or_default();
+                slot.0 += count;
+                if server_error {
+                    slot.1 += count;
+                }
+            }
+        }
+    }
+    let period = window.period_seconds();
+    let rate = by_route
+        .iter()
+        .map(|(route, points)| Line {
+            name: route.clone(),
+            points: points.iter().map(|(t, (n, _))| (*t, n / period)).collect(),
+        })
+        .collect();
+    let share = by_route
+        .iter()
+        .map(|(route, points)| Line {
+            name: route.clone(),
+            points: points
+                .iter()
+                .filter(|(_, (n, _))| *n > 0.0)
+                .map(|(t, (n, e))| (*t, e / n * 100.0))
+                .collect(),
+        })
+        .collect();
+    (rate, share)
+}
+
+fn is_server_error(status: Option<&String>) -> bool {
+    status
+        .and_then(|s| s.parse::<u16>().ok())
+        .is_some_and(|s| s >= 500)
+}
+
+/// Per route over the whole window: one alignment period as long as the window.
+fn route_summaries(query: &Query_<'_>) -> BTreeMap<String, RouteSummary> {
+    let whole = query.window.end - query.window.start;
+    let mut routes: BTreeMap<String, RouteSummary> = BTreeMap::new();
+    for ts in query.run(
+        REQUEST_DURATION,
+        Aligner::AlignDelta,
+        Reducer::ReduceSum,
+        &[ROUTE, STATUS],
+        whole,
+    ) {
+        let labels = ts.metric.as_ref().map(|m| &m.labels);
+        let route = labels
+            .and_then(|l| l.get(ROUTE))
+            .cloned()
+            .unwrap_or_else(|| "(no route)".into());
+        let count: f64 = ts
+            .points
+            .iter()
+            .filter_map(|p| number(p.value.as_ref()?))
+            .sum();
+        let summary = routes.entry(route).or_default();
+        summary.requests += count as i64;
+        if is_server_error(labels.and_then(|l| l.get(STATUS))) {
+            summary.server_errors += count as i64;
+        }
+    }
+    for (name, reducer) in percentiles() {
+        for line in lines(
+            &query.run(
+                REQUEST_DURATION,
+                Aligner::AlignDelta,
+                reducer,
+                &[ROUTE],
+                whole,
+            ),
+            Some(ROUTE),
+        ) {
+            let value = line.points.last().map(|p| p.1);
+            let summary = routes.entry(line.name).or_default();
+            match name {
+                "p50" => summary.p50 = value,
+                "p95" => summary.p95 = value,
+                _ => summary.p99 = value,
+            }
+        }
+    }
+    routes
+}
+
+/// `GET /metrics`.
+pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<MetricsQuery>) -> Markup {
+    let projects = store.metrics.projects();
+    let project = query
+        .project
+        .clone()
+        .filter(|p| projects.contains(p))
+        .or_else(|| projects.first().cloned())
+        .unwrap_or_else(|| "local".to_owned());
+    let window = Window::ending_at(query.window.as_deref(), now_nanos());
+    let view = view(&store, &project, window);
+    let chart = |id, title, format: fn(f64) -> String, lines: &Vec<Line>| {
+        Chart {
+            id,
+            title,
+            format,
+            from: window.start,
+            to: window.end,
+            lines: lines.clone(),
+        }
+        .render()
+    };
+    let body = html! {
+        p.window {
+            "Window: "
+            @for (name, _, _) in WINDOWS {
+                @if name == window.name { b { (name) } } @else { a href=(format!("/metrics?window={name}&project={project}")) { (name) } }
+                " "
+            }
+            span.muted { " · project " (project) " · aligned every " (layout::number(window.period_seconds())) " s" " · ending " (layout::time(window.end)) " UTC" }
+        }
+        @if projects.len() > 1 {
+            p { "Projects: " @for p in &projects { a href=(format!("/metrics?window={}&project={p}", window.name)) { (p) } " " } }
+        }
+        div.charts {
+            (chart("request-rate", "Request rate per route (req/s)", layout::number, &view.request_rate))
+            (chart("error-rate", "Error rate per route (% of responses 5xx)", |v| format!("{}%", layout::number(v)), &view.error_share))
+            (chart("latency", "Response time, all routes (p50 / p95 / p99)", layout::seconds, &view.latency))
+            (chart("sessions", "Active sessions", layout::number, &view.sessions))
+            (chart("app-errors", "Application errors per minute, by type", layout::number, &view.errors))
+            (chart("orders", "Orders per minute, by outcome", layout::number, &view.orders))
+        }
+        h2 { "Per route over the window" }
+        @if view.routes.is_empty() {
+            p { "No " code { (REQUEST_DURATION) } " points in this window." }
+        } @else {
+            table #route-summary {
+                tr { th { "Route" } th { "Requests" } th { "req/s" } th { "5xx" } th { "5xx share" } th { "p50" } th { "p95" } th { "p99" } }
+                @for (route, s) in &view.routes {
+                    tr data-route=(route) {
+                        td.mono { (route) }
+                        td.requests { (s.requests) }
+                        td { (format!("{:.3}", s.requests as f64 / ((window.end - window.start) as f64 / NANOS_PER_SECOND as f64))) }
+                        td.server-errors { (s.server_errors) }
+                        td { (format!("{:.1}%", if s.requests > 0 { s.server_errors as f64 / s.requests as f64 * 100.0 } else { 0.0 })) }
+                        td.p50 { (s.p50.map(layout::seconds).unwrap_or_default()) }
+                        td.p95 { (s.p95.map(layout::seconds).unwrap_or_default()) }
+                        td.p99 { (s.p99.map(layout::seconds).unwrap_or_default()) }
+                    }
+                }
+            }
+        }
+    };
+    layout::page(Section::Metrics, "Metrics", body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EmulatorConfig;
+    use gcloud_sdk::google::api::distribution::{bucket_options, BucketOptions};
+    use gcloud_sdk::google::api::metric_descriptor::MetricKind;
+    use gcloud_sdk::google::api::{Distribution, Metric, MonitoredResource};
+    use gcloud_sdk::google::monitoring::v3::{Point, TimeInterval};
+
+    const S: i64 = NANOS_PER_SECOND;
+
+    /// A cumulative latency distribution, buckets `[0.01, 0.1, 1]` seconds.
+    fn requests(route: &str, status: &str, start: i64, end: i64, counts: &[i64]) -> TimeSeries {
+        let ts = |n: i64| crate::time::timestamp::from_nanos(n);
+        TimeSeries {
+            metric: Some(Metric {
+                r#type: REQUEST_DURATION.into(),
+                labels: [
+                    (ROUTE, route),
+                    (STATUS, status),
+                    ("http_request_method", "GET"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            }),
+            resource: Some(MonitoredResource {
+                r#type: "global".into(),
+                labels: Default::default(),
+            }),
+            metric_kind: MetricKind::Cumulative as i32,
+            points: vec![Point {
+                interval: Some(TimeInterval {
+                    start_time: Some(ts(start)),
+                    end_time: Some(ts(end)),
+                }),
+                value: Some(TypedValue {
+                    value: Some(typed_value::Value::DistributionValue(Distribution {
+                        count: counts.iter().sum(),
+                        mean: if counts.iter().sum::<i64>() > 0 {
+                            0.05
+                        } else {
+                            0.0
+                        },
+                        bucket_options: Some(BucketOptions {
+                            options: Some(bucket_options::Options::ExplicitBuckets(
+                                bucket_options::Explicit {
+                                    bounds: vec![0.01, 0.1, 1.0],
+                                },
+                            )),
+                        }),
+                        bucket_counts: counts.to_vec(),
+                        ..Distribution::default()
+                    })),
+                }),
+            }],
+            ..TimeSeries::default()
+        }
+    }
+
+    #[test]
+    fn rates_shares_and_percentiles_come_from_the_stored_distributions() {
+        let store = EmulatorStore::new(&EmulatorConfig::default());
+        let now = now_nanos();
+        let start = now - 600 * S;
+        let write = |series: Vec<TimeSeries>| {
+            let outcome = store.metrics.write("p", &series, now);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        };
+        write(vec![
+            requests("/api/orders", "201", start, now - 120 * S, &[0, 10, 0, 0]),
+            requests("/api/orders", "500", start, now - 120 * S, &[0, 0, 0, 0]),
+        ]);
+        write(vec![
+            requests("/api/orders", "201", start, now - 60 * S, &[0, 30, 0, 0]),
+            requests("/api/orders", "500", start, now - 60 * S, &[0, 0, 10, 0]),
+        ]);
+        let view = view(&store, "p", Window::ending_at(Some("15m"), now));
+        let orders = &view.routes["/api/orders"];
+        assert_eq!((orders.requests, orders.server_errors), (40, 10));
+        let p50 = orders.p50.unwrap();
+        assert!((0.01..=0.1).contains(&p50), "{p50}");
+        assert!(
+            orders.p99.unwrap() > 0.1,
+            "the slowest quarter were the 500s"
+        );
+        // The second period saw 20 more 201s and 10 new 500s: 1 in 3 failed.
+        let share = &view.error_share[0].points;
+        let (_, last) = share.last().unwrap();
+        assert!((last - 100.0 / 3.0).abs() < 0.01, "{share:?}");
+        let rate = &view.request_rate[0].points;
+        assert_eq!(rate.last().unwrap().1, 30.0 / 30.0);
+    }
+}

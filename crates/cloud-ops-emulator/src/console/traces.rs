@@ -1,0 +1,481 @@
+//! `/traces`: the traces the emulator holds, newest first, as Cloud Trace's
+//! list shows them; `/traces/{trace_id}`: one trace as a waterfall, with each
+//! span's attributes, events and status.
+//!
+//! A trace's spans arrive from several processes in several batches (the
+//! frontend's and the backend's exporters); they are joined into one tree by
+//! their parent span ids, whoever sent them.
+
+use std::collections::{HashMap, HashSet};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use gcloud_sdk::google::devtools::cloudtrace::v2::attribute_value;
+use gcloud_sdk::google::devtools::cloudtrace::v2::span::{time_event, Attributes, SpanKind};
+use maud::{html, Markup};
+
+use super::layout::{self, Section};
+use crate::time::timestamp::to_nanos;
+use crate::trace::store::StoredSpan;
+use crate::EmulatorStore;
+
+/// Traces listed on one page.
+const LIST_LIMIT: usize = 200;
+
+/// A span with the numbers the pages need, computed once.
+#[derive(Debug, Clone)]
+pub struct SpanView {
+    pub stored: StoredSpan,
+    pub name: String,
+    pub start: i64,
+    pub end: i64,
+    pub failed: bool,
+    /// The service that sent it (`service.name`), when the span says.
+    pub service: Option<String>,
+}
+
+impl SpanView {
+    fn new(stored: StoredSpan) -> Self {
+        let span = &stored.span;
+        let time = |t: &Option<prost_types::Timestamp>| {
+            t.as_ref().and_then(|t| to_nanos(t).ok()).unwrap_or(0)
+        };
+        let start = time(&span.start_time);
+        let end = time(&span.end_time).max(start);
+        let name = span
+            .display_name
+            .as_ref()
+            .map(|n| n.value.clone())
+            .unwrap_or_default();
+        let failed = span.status.as_ref().is_some_and(|s| s.code != 0);
+        let service = ["service.name", "g.co/r/generic_task/job", "faas.name"]
+            .iter()
+            .find_map(|key| attribute(span.attributes.as_ref(), key));
+        Self {
+            stored,
+            name,
+            start,
+            end,
+            failed,
+            service,
+        }
+    }
+
+    fn span_id(&self) -> &str {
+        &self.stored.span.span_id
+    }
+
+    fn parent_id(&self) -> &str {
+        &self.stored.span.parent_span_id
+    }
+}
+
+/// One trace's spans and summary.
+#[derive(Debug, Clone)]
+pub struct TraceView {
+    pub project: String,
+    pub trace_id: String,
+    pub spans: Vec<SpanView>,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl TraceView {
+    /// `None` for no spans.
+    pub fn new(project: String, trace_id: String, spans: Vec<StoredSpan>) -> Option<Self> {
+        let spans: Vec<SpanView> = spans.into_iter().map(SpanView::new).collect();
+        let start = spans.iter().map(|s| s.start).min()?;
+        let end = spans.iter().map(|s| s.end).max()?;
+        Some(Self {
+            project,
+            trace_id,
+            spans,
+            start,
+            end,
+        })
+    }
+
+    /// The earliest span whose parent is not in the trace.
+    pub fn root(&self) -> Option<&SpanView> {
+        let ids: HashSet<&str> = self.spans.iter().map(SpanView::span_id).collect();
+        self.spans
+            .iter()
+            .filter(|s| s.parent_id().is_empty() || !ids.contains(s.parent_id()))
+            .min_by_key(|s| s.start)
+    }
+
+    pub fn failed(&self) -> bool {
+        self.spans.iter().any(|s| s.failed)
+    }
+
+    /// Distinct processes that sent spans.
+    pub fn services(&self) -> Vec<String> {
+        let mut services: Vec<String> = self.processes().into_values().collect();
+        services.sort();
+        services.dedup();
+        services
+    }
+
+    /// The process of each span, by span id: its `service.name` when it has
+    /// one; else a span with a remote (or missing) parent starts a process
+    /// named by the address it served on (`/http/host` and `server.port`, or
+    /// the URL its caller's client span called), and every other span
+    /// belongs to its parent's process.
+    pub fn processes(&self) -> HashMap<&str, String> {
+        let by_id: HashMap<&str, &SpanView> = self.spans.iter().map(|s| (s.span_id(), s)).collect();
+        let mut processes: HashMap<&str, String> = HashMap::new();
+        for (_, span) in self.tree() {
+            let remote = span.stored.span.same_process_as_parent_span == Some(false);
+            let inherited = (!remote)
+                .then(|| processes.get(span.parent_id()).cloned())
+                .flatten();
+            let label = span
+                .service
+                .clone()
+                .or(inherited)
+                .or_else(|| served_address(span, by_id.get(span.parent_id()).copied()))
+                .unwrap_or_else(|| "unknown process".to_owned());
+            processes.insert(span.span_id(), label);
+        }
+        processes
+    }
+
+    /// Spans depth first from the roots, each with its depth; children by start time.
+    pub fn tree(&self) -> Vec<(usize, &SpanView)> {
+        let ids: HashSet<&str> = self.spans.iter().map(SpanView::span_id).collect();
+        let mut children: HashMap<&str, Vec<&SpanView>> = HashMap::new();
+        let mut roots = Vec::new();
+        for span in &self.spans {
+            if span.parent_id().is_empty() || !ids.contains(span.parent_id()) {
+                roots.push(span);
+            } else {
+                children.entry(span.parent_id()).or_default().push(span);
+            }
+        }
+        roots.sort_by_key(|s| s.start);
+        children
+            .values_mut()
+            .for_each(|c| c.sort_by_key(|s| s.start));
+        let mut out = Vec::with_capacity(self.spans.len());
+        let mut seen = HashSet::new();
+        let mut stack: Vec<(usize, &SpanView)> = roots.into_iter().rev().map(|s| (0, s)).collect();
+        while let Some((depth, span)) = stack.pop() {
+            // A span id repeated by a buggy client must not loop forever.
+            if !seen.insert(span.span_id()) {
+                continue;
+            }
+            out.push((depth, span));
+            if let Some(kids) = children.get(span.span_id()) {
+                stack.extend(kids.iter().rev().map(|k| (depth + 1, *k)));
+            }
+        }
+        out
+    }
+}
+
+/// Every trace the store holds, newest first.
+pub fn all_traces(store: &EmulatorStore) -> Vec<TraceView> {
+    let mut groups: HashMap<(String, String), Vec<StoredSpan>> = HashMap::new();
+    for span in store.traces.spans() {
+        groups
+            .entry((span.project.clone(), span.trace_id.clone()))
+            .or_default()
+            .push(span);
+    }
+    let mut traces: Vec<TraceView> = groups
+        .into_iter()
+        .filter_map(|((project, id), spans)| TraceView::new(project, id, spans))
+        .collect();
+    traces.sort_by(|a, b| b.start.cmp(&a.start).then(a.trace_id.cmp(&b.trace_id)));
+    traces
+}
+
+/// `GET /traces`.
+pub async fn list_page(State(store): State<EmulatorStore>) -> Markup {
+    let traces = all_traces(&store);
+    let body = html! {
+        p.muted { (traces.len()) " traces, newest first" @if traces.len() > LIST_LIMIT { " (showing " (LIST_LIMIT) ")" } "." }
+        @if traces.is_empty() {
+            p { "No traces yet. Point a service at this emulator with CLOUD_OPS_EMULATOR_HOST." }
+        } @else {
+            table #trace-list {
+                tr { th { "Start (UTC)" } th { "Root span" } th { "Duration" } th { "Spans" } th { "Processes" } th { "Status" } th { "Trace id" } }
+                @for trace in traces.iter().take(LIST_LIMIT) { (trace_row(trace)) }
+            }
+        }
+    };
+    layout::page(Section::Traces, "Traces", body)
+}
+
+fn trace_row(trace: &TraceView) -> Markup {
+    let root = trace.root().map_or("(no root)", |r| r.name.as_str());
+    let href = format!("/traces/{}", trace.trace_id);
+    html! {
+        tr.trace data-trace-id=(trace.trace_id) {
+            td.mono { (layout::time(trace.start)) }
+            td { a href=(href) { (root) } }
+            td { (layout::duration(trace.end - trace.start)) }
+            td.span-count { (trace.spans.len()) }
+            td { (trace.services().join(", ")) }
+            td { @if trace.failed() { span.err title="a span has an error status" { "⚠ error" } } @else { span.ok { "ok" } } }
+            td.mono { a href=(href) { (trace.trace_id) } }
+        }
+    }
+}
+
+/// `GET /traces/{trace_id}`.
+pub async fn trace_page(
+    State(store): State<EmulatorStore>,
+    Path(trace_id): Path<String>,
+) -> (StatusCode, Markup) {
+    let wanted = trace_id.to_ascii_lowercase();
+    let spans: Vec<StoredSpan> = store
+        .traces
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == wanted)
+        .collect();
+    let project = spans.first().map(|s| s.project.clone()).unwrap_or_default();
+    match TraceView::new(project, wanted, spans) {
+        Some(trace) => (StatusCode::OK, waterfall_page(&trace)),
+        None => (
+            StatusCode::NOT_FOUND,
+            layout::page(
+                Section::Traces,
+                "Trace not found",
+                html! { p { "No spans of trace " code { (trace_id) } " are stored." } },
+            ),
+        ),
+    }
+}
+
+fn waterfall_page(trace: &TraceView) -> Markup {
+    let tree = trace.tree();
+    let processes = trace.processes();
+    let total = (trace.end - trace.start).max(1) as f64;
+    let title = format!(
+        "Trace {}",
+        trace
+            .root()
+            .map_or(trace.trace_id.as_str(), |r| r.name.as_str())
+    );
+    let body = html! {
+        p {
+            code { (trace.trace_id) } " · project " (trace.project) " · "
+            (layout::duration(trace.end - trace.start)) " · " (trace.spans.len()) " spans · processes: "
+            (trace.services().join(", ")) " · "
+            a href=(format!("/logs?trace={}", trace.trace_id)) { "log entries of this trace" }
+        }
+        table.wf #waterfall {
+            tr { th { "Span" } th { "Process" } th { "Kind" } th { "Duration" } th.bar-cell { "Timeline" } }
+            @for (depth, span) in &tree {
+                tr.span data-span-id=(span.span_id()) data-depth=(depth) {
+                    td style=(format!("padding-left:{}px", 8 + depth * 18)) {
+                        @if *depth > 0 { span.muted { "└ " } }
+                        a href=(format!("#span-{}", span.span_id())) { (span.name) }
+                        @if span.failed { " " span.err { "⚠" } }
+                    }
+                    td.process {
+                        (processes.get(span.span_id()).map_or("", String::as_str))
+                        @if span.stored.span.same_process_as_parent_span == Some(false) { " " span.muted title="the parent span is in another process" { "⇠ remote parent" } }
+                    }
+                    td.muted { (kind_name(span.stored.span.span_kind)) }
+                    td { (layout::duration(span.end - span.start)) }
+                    td.bar-cell {
+                        div class=(if span.failed { "bar error" } else { "bar" })
+                            style=(format!("left:{:.2}%;width:{:.2}%",
+                                (span.start - trace.start) as f64 / total * 100.0,
+                                (span.end - span.start) as f64 / total * 100.0)) {}
+                    }
+                }
+            }
+        }
+        h2 { "Spans" }
+        @for (_, span) in &tree { (span_details(span, trace.start)) }
+    };
+    layout::page(Section::Traces, &title, body)
+}
+
+fn span_details(span: &SpanView, trace_start: i64) -> Markup {
+    let s = &span.stored.span;
+    let mut attributes: Vec<(String, String)> = s
+        .attributes
+        .as_ref()
+        .map(|a| {
+            a.attribute_map
+                .iter()
+                .map(|(k, v)| (k.clone(), value_text(v)))
+                .collect()
+        })
+        .unwrap_or_default();
+    attributes.sort();
+    let events = s
+        .time_events
+        .as_ref()
+        .map(|e| e.time_event.as_slice())
+        .unwrap_or_default();
+    html! {
+        div.chart.span-detail id=(format!("span-{}", s.span_id)) style="margin-bottom:10px" {
+            b { (span.name) } " "
+            span.muted { code { (s.span_id) } @if !s.parent_span_id.is_empty() { " parent " code { (s.parent_span_id) } } }
+            " · starts at +" (layout::duration(span.start - trace_start)) ", " (layout::duration(span.end - span.start))
+            div.status {
+                "Status: "
+                @match &s.status {
+                    Some(status) if status.code != 0 => span.err { "code " (status.code) ": " (status.message) },
+                    _ => span.ok { "OK" },
+                }
+            }
+            @if !attributes.is_empty() {
+                dl.kv.attributes {
+                    @for (k, v) in &attributes { dt.mono { (k) } dd.mono { (v) } }
+                }
+            }
+            @for event in events { (event_line(event, trace_start)) }
+        }
+    }
+}
+
+fn event_line(
+    event: &gcloud_sdk::google::devtools::cloudtrace::v2::span::TimeEvent,
+    trace_start: i64,
+) -> Markup {
+    let at = event
+        .time
+        .as_ref()
+        .and_then(|t| to_nanos(t).ok())
+        .unwrap_or(trace_start);
+    html! {
+        div.event {
+            "Event at +" (layout::duration(at - trace_start)) ": "
+            @match &event.value {
+                Some(time_event::Value::Annotation(a)) => {
+                    b { (a.description.as_ref().map(|d| d.value.as_str()).unwrap_or("")) }
+                    @if let Some(attrs) = &a.attributes {
+                        @for (k, v) in sorted(attrs) { " " code { (k) "=" (v) } }
+                    }
+                },
+                Some(time_event::Value::MessageEvent(m)) => { "message " (m.id) " (" (m.uncompressed_size_bytes) " B)" },
+                None => {},
+            }
+        }
+    }
+}
+
+fn sorted(attributes: &Attributes) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = attributes
+        .attribute_map
+        .iter()
+        .map(|(k, v)| (k.clone(), value_text(v)))
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+/// The address a span with a remote parent served on: the authority of the
+/// URL its caller's client span called (`127.0.0.1:8081`), else its own
+/// `/http/host` (and `server.port` when recorded).
+fn served_address(span: &SpanView, parent: Option<&SpanView>) -> Option<String> {
+    let called = parent
+        .and_then(|p| attribute(p.stored.span.attributes.as_ref(), "/http/url"))
+        .map(|url| {
+            let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+            rest.split('/').next().unwrap_or(rest).to_owned()
+        });
+    let attributes = span.stored.span.attributes.as_ref();
+    called.or_else(|| {
+        let host = attribute(attributes, "/http/host")?;
+        Some(match attribute(attributes, "server.port") {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        })
+    })
+}
+
+fn attribute(attributes: Option<&Attributes>, key: &str) -> Option<String> {
+    attributes?.attribute_map.get(key).map(value_text)
+}
+
+fn value_text(value: &gcloud_sdk::google::devtools::cloudtrace::v2::AttributeValue) -> String {
+    match &value.value {
+        Some(attribute_value::Value::StringValue(s)) => s.value.clone(),
+        Some(attribute_value::Value::IntValue(i)) => i.to_string(),
+        Some(attribute_value::Value::BoolValue(b)) => b.to_string(),
+        None => String::new(),
+    }
+}
+
+fn kind_name(kind: i32) -> &'static str {
+    match SpanKind::try_from(kind) {
+        Ok(SpanKind::Server) => "server",
+        Ok(SpanKind::Client) => "client",
+        Ok(SpanKind::Internal) => "internal",
+        Ok(SpanKind::Producer) => "producer",
+        Ok(SpanKind::Consumer) => "consumer",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gcloud_sdk::google::devtools::cloudtrace::v2::{Span, TruncatableString};
+
+    fn span(id: &str, parent: &str, start: i64, end: i64) -> StoredSpan {
+        StoredSpan {
+            project: "p".into(),
+            trace_id: "t".into(),
+            span: Span {
+                span_id: id.into(),
+                parent_span_id: parent.into(),
+                display_name: Some(TruncatableString {
+                    value: format!("span {id}"),
+                    truncated_byte_count: 0,
+                }),
+                start_time: Some(prost_types::Timestamp {
+                    seconds: start,
+                    nanos: 0,
+                }),
+                end_time: Some(prost_types::Timestamp {
+                    seconds: end,
+                    nanos: 0,
+                }),
+                ..Span::default()
+            },
+        }
+    }
+
+    #[test]
+    fn spans_from_two_batches_form_one_tree() {
+        let trace = TraceView::new(
+            "p".into(),
+            "t".into(),
+            vec![
+                span("c", "b", 3, 4),
+                span("a", "", 1, 9),
+                span("b", "a", 2, 5),
+                span("d", "a", 6, 7),
+            ],
+        )
+        .unwrap();
+        let order: Vec<(usize, &str)> = trace
+            .tree()
+            .iter()
+            .map(|(d, s)| (*d, s.span_id()))
+            .collect();
+        assert_eq!(order, vec![(0, "a"), (1, "b"), (2, "c"), (1, "d")]);
+        assert_eq!(trace.root().unwrap().span_id(), "a");
+        assert_eq!(trace.end - trace.start, 8_000_000_000);
+    }
+
+    #[test]
+    fn a_parent_cycle_does_not_loop() {
+        let trace = TraceView::new(
+            "p".into(),
+            "t".into(),
+            vec![span("a", "b", 1, 2), span("b", "a", 1, 2)],
+        )
+        .unwrap();
+        assert!(trace.tree().len() <= 2);
+    }
+}

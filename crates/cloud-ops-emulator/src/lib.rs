@@ -1,0 +1,313 @@
+//! # cloud-ops-emulator
+//!
+//! A local stand-in for Google Cloud Observability: Cloud Trace, Cloud
+//! Monitoring, Cloud Logging's log-based metrics, uptime checks and alerting.
+//!
+//! Nobody on the project can reach Google Cloud, so this emulator receives
+//! what our exporters would send to Google, validates it with Google's rules
+//! and error wording, and keeps it in bounded memory so it can be read back
+//! through the same APIs Google's clients use (Cloud Trace v1 reads,
+//! Monitoring `ListTimeSeries`).
+//!
+//! One port serves gRPC (HTTP/2 cleartext, prior knowledge) and plain HTTP/1
+//! routes: the tonic services are turned into an axum [`Router`] and merged
+//! with a JSON status and the web [`console`], which also shows the log
+//! lines kept in the [`LogStore`].
+
+pub mod alerting;
+pub mod cli;
+pub mod console;
+pub(crate) mod grpc;
+pub mod logging;
+pub mod monitoring;
+pub mod status;
+pub mod terraform;
+pub mod time;
+pub mod trace;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use cli::EmulatorArgs;
+pub use logging::LogStore;
+pub use monitoring::MetricStore;
+pub use trace::TraceStore;
+
+/// Environment variable naming the emulator a client should talk to instead
+/// of Google (`host:port`, plaintext, no credentials).
+pub const EMULATOR_HOST_ENV: &str = "CLOUD_OPS_EMULATOR_HOST";
+
+/// The `host:port` of an emulator from [`EMULATOR_HOST_ENV`], if set and non-empty.
+pub fn emulator_host_from_env() -> Option<String> {
+    std::env::var(EMULATOR_HOST_ENV)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}
+
+/// How the emulator listens and how much it keeps in memory.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Address to bind; loopback by default because the emulator has no auth.
+    pub host: IpAddr,
+    /// Port to bind; 0 picks a free port (tests, embedded use).
+    pub port: u16,
+    /// Spans kept in memory; the oldest are dropped (and counted) beyond it.
+    pub max_spans: usize,
+    /// Metric points kept in memory over all series; oldest dropped first.
+    pub max_points: usize,
+    /// Minimum time between two points of one series (M8). Google documents 5 s.
+    pub min_sampling_period: Duration,
+    /// Log entries kept for the console; the oldest are dropped beyond it.
+    pub max_log_entries: usize,
+    /// Bytes of log lines kept for the console; the oldest go first beyond it.
+    pub max_log_bytes: usize,
+    /// The Cloud Run service the log lines come from: their `resource`.
+    pub log_source: logging::store::LogSource,
+    /// Evaluate the deployment's Terraform monitoring (log-based metrics,
+    /// uptime checks, alert policies) against what the emulator receives.
+    pub alerting: Option<alerting::AlertingConfig>,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 8085,
+            max_spans: 100_000,
+            max_points: 1_000_000,
+            min_sampling_period: Duration::from_secs(5),
+            max_log_entries: 20_000,
+            max_log_bytes: 64 * 1024 * 1024,
+            log_source: logging::store::LogSource::default(),
+            alerting: None,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// The emulator a service starts for itself when it has no Google
+    /// project: on the usual port, its log entries attributed to
+    /// `service_name`, evaluating `terraform_dir`'s monitoring when given.
+    pub fn embedded(
+        service_name: &str,
+        terraform_dir: Option<std::path::PathBuf>,
+        time_scale: time::scale::TimeScale,
+        project: &str,
+    ) -> Self {
+        Self {
+            alerting: terraform_dir.map(|dir| {
+                alerting::AlertingConfig::new(
+                    dir,
+                    terraform::VariableInputs::default(),
+                    time_scale,
+                    project.to_owned(),
+                )
+            }),
+            log_source: logging::store::LogSource::local(service_name),
+            ..Self::default()
+        }
+    }
+}
+
+/// Errors starting the emulator.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("cannot bind the emulator to {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot read the emulator's local address: {0}")]
+    LocalAddr(std::io::Error),
+    #[error("the emulator server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot wait for the shutdown signal: {0}")]
+    Signal(std::io::Error),
+    #[error(transparent)]
+    Alerting(#[from] alerting::AlertingError),
+}
+
+/// Cheap clonable handle to everything the emulator has stored.
+#[derive(Debug, Clone)]
+pub struct EmulatorStore {
+    pub traces: TraceStore,
+    pub metrics: MetricStore,
+    pub logs: LogStore,
+    /// The Terraform monitoring, when loaded.
+    pub alerting: Option<alerting::AlertingHandle>,
+}
+
+impl EmulatorStore {
+    /// Empty stores sized by `config`. With a time scale, the sampling limit
+    /// (M8) shrinks with every other monitoring period.
+    pub fn new(config: &EmulatorConfig) -> Self {
+        let scale = config
+            .alerting
+            .as_ref()
+            .map_or(time::scale::TimeScale::REAL_TIME, |a| a.time_scale);
+        Self {
+            traces: TraceStore::new(config.max_spans),
+            metrics: MetricStore::new(config.max_points, scale.scale(config.min_sampling_period)),
+            logs: LogStore::with_source(
+                config.max_log_entries,
+                config.max_log_bytes,
+                config.log_source.clone(),
+            ),
+            alerting: None,
+        }
+    }
+}
+
+/// Entry point: see [`Emulator::start`].
+pub struct Emulator;
+
+impl Emulator {
+    /// Binds the listener (so the port is known before serving) and spawns the server task.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Bind`] when the address is taken or not allowed.
+    pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+        let addr = SocketAddr::new(config.host, config.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EmulatorError::Bind { addr, source })?;
+        let local_addr = listener.local_addr().map_err(EmulatorError::LocalAddr)?;
+        let mut store = EmulatorStore::new(&config);
+        if let Some(alerting_config) = &config.alerting {
+            let monitoring = alerting::load(alerting_config)?;
+            let handle = alerting::start(
+                monitoring,
+                alerting_config,
+                store.clone(),
+                format!("http://{local_addr}"),
+            );
+            for line in handle.summary_lines() {
+                tracing::info!("{line}");
+            }
+            store.alerting = Some(handle);
+        }
+        let app = router(store.clone());
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .map_err(EmulatorError::Serve)
+        });
+        tracing::info!(%local_addr, "Cloud Trace / Cloud Monitoring emulator listening");
+        Ok(RunningEmulator {
+            local_addr,
+            store,
+            stop: stop_tx,
+            task,
+        })
+    }
+
+    /// Runs the emulator standalone until Ctrl-C or SIGTERM, printing where it
+    /// listens; with `logs_from_stdin`, every stdin line is a log entry for
+    /// the console (`service | emulator --logs -`).
+    ///
+    /// # Errors
+    /// Binding or serving failures, see [`EmulatorError`].
+    pub async fn run_until_signal(
+        config: EmulatorConfig,
+        logs_from_stdin: bool,
+    ) -> Result<(), EmulatorError> {
+        let running = Self::start(config).await?;
+        println!(
+            "Cloud Trace / Cloud Monitoring emulator listening on {addr} \
+             (gRPC h2c and http://{addr}/); export {EMULATOR_HOST_ENV}={addr}",
+            addr = running.local_addr()
+        );
+        if let Some(alerting) = &running.store.alerting {
+            for line in alerting.summary_lines() {
+                println!("{line}");
+            }
+            println!("incidents: http://{}/incidents", running.local_addr());
+        }
+        if logs_from_stdin {
+            let logs = running.store().logs;
+            // Blocking reads on their own thread; when stdin ends (the piped
+            // service stopped) the emulator keeps serving what it has.
+            tokio::task::spawn_blocking(move || {
+                if let Err(error) = logs.ingest_reader(std::io::stdin().lock()) {
+                    eprintln!("emulator: stopped reading logs from stdin: {error}");
+                }
+            });
+        }
+        wait_for_signal().await?;
+        running.shutdown().await;
+        Ok(())
+    }
+}
+
+async fn wait_for_signal() -> Result<(), EmulatorError> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).map_err(EmulatorError::Signal)?;
+        tokio::select! {
+            result = tokio::signal::ctrl_c() => result.map_err(EmulatorError::Signal),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(EmulatorError::Signal)
+    }
+}
+
+/// A started emulator; dropping it without [`RunningEmulator::shutdown`] leaves
+/// the server task running until the runtime stops.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    local_addr: SocketAddr,
+    store: EmulatorStore,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), EmulatorError>>,
+}
+
+impl RunningEmulator {
+    /// Where the emulator listens (gRPC and HTTP on the same port).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Handle to the stored spans, series and counters.
+    pub fn store(&self) -> EmulatorStore {
+        self.store.clone()
+    }
+
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(self) {
+        if let Some(alerting) = &self.store.alerting {
+            alerting.stop();
+        }
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(cause = %error, "emulator stopped with an error"),
+            Err(error) => tracing::error!(cause = %error, "emulator task failed"),
+        }
+    }
+}
+
+/// The emulator's whole HTTP surface: gRPC services, `GET /api/status` and
+/// the web console (`/`, `/logs`, `/traces`, `/metrics`, `/errors`,
+/// `/incidents`, `POST /api/logs`, `GET /api/incidents`).
+pub fn router(store: EmulatorStore) -> Router {
+    let grpc = tonic::service::Routes::new(trace::service::trace_v2_server(store.traces.clone()))
+        .add_service(trace::service::trace_v1_server(store.traces.clone()))
+        .add_service(monitoring::service::metric_server(store.metrics.clone()))
+        .into_axum_router();
+    status::routes(store.clone())
+        .merge(console::routes(store))
+        .merge(grpc)
+}

@@ -1,0 +1,13 @@
+//! Cloud Trace: the v2 write API and the v1 read API.
+//!
+//! - [`service`]: the two gRPC services.
+//! - [`validation`]: Google's rules for spans (T1-T8), with its wording.
+//! - [`store`]: the bounded span store everything reads from.
+//! - [`filter`]: the v1 `ListTraces` filter language.
+
+pub mod filter;
+pub mod service;
+pub mod store;
+pub mod validation;
+
+pub use store::TraceStore;

@@ -1,0 +1,201 @@
+//! Shared helpers for the emulator's integration tests: start an emulator on a
+//! random port and connect gcloud-sdk's real generated clients to it.
+#![allow(dead_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cloud_ops_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use gcloud_sdk::google::devtools::cloudtrace::v1::trace_service_client::TraceServiceClient as TraceReadClient;
+use gcloud_sdk::google::devtools::cloudtrace::v2::trace_service_client::TraceServiceClient as TraceWriteClient;
+use gcloud_sdk::google::monitoring::v3::metric_service_client::MetricServiceClient;
+use gcloud_sdk::google::monitoring::v3::{ListTimeSeriesRequest, TimeInterval, TimeSeries};
+use prost_types::Timestamp;
+use tonic::transport::Channel;
+
+pub const PROJECT: &str = "test-project";
+
+pub struct TestEmulator {
+    pub emulator: RunningEmulator,
+    pub channel: Channel,
+}
+
+impl TestEmulator {
+    pub async fn start() -> Self {
+        Self::start_with(EmulatorConfig::default()).await
+    }
+
+    pub async fn start_with(config: EmulatorConfig) -> Self {
+        let config = EmulatorConfig { port: 0, ..config };
+        let emulator = Emulator::start(config).await.expect("emulator starts");
+        let channel = Channel::from_shared(format!("http://{}", emulator.local_addr()))
+            .expect("valid uri")
+            .connect()
+            .await
+            .expect("connects to the emulator");
+        Self { emulator, channel }
+    }
+
+    pub fn trace_writer(&self) -> TraceWriteClient<Channel> {
+        TraceWriteClient::new(self.channel.clone())
+    }
+
+    pub fn trace_reader(&self) -> TraceReadClient<Channel> {
+        TraceReadClient::new(self.channel.clone())
+    }
+
+    pub fn metrics(&self) -> MetricServiceClient<Channel> {
+        MetricServiceClient::new(self.channel.clone())
+    }
+
+    /// Every series of `project` matching `filter` with points in
+    /// `(start, end]` (seconds since the epoch), read with `ListTimeSeries`.
+    pub async fn list_series(
+        &self,
+        project: &str,
+        filter: &str,
+        start: i64,
+        end: i64,
+    ) -> Vec<TimeSeries> {
+        self.metrics()
+            .list_time_series(ListTimeSeriesRequest {
+                name: format!("projects/{project}"),
+                filter: filter.to_owned(),
+                interval: Some(TimeInterval {
+                    start_time: Some(ts_at(start)),
+                    end_time: Some(ts_at(end)),
+                }),
+                ..ListTimeSeriesRequest::default()
+            })
+            .await
+            .expect("ListTimeSeries succeeds")
+            .into_inner()
+            .time_series
+    }
+}
+
+/// Seconds since the epoch now.
+pub fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+/// A timestamp `offset` seconds from now (negative: past), on a whole second.
+pub fn ts(offset: i64) -> Timestamp {
+    Timestamp {
+        seconds: now_seconds() + offset,
+        nanos: 0,
+    }
+}
+
+pub fn ts_at(seconds: i64) -> Timestamp {
+    Timestamp { seconds, nanos: 0 }
+}
+
+pub mod metrics {
+    //! Builders of Monitoring write requests.
+    use std::collections::HashMap;
+
+    use gcloud_sdk::google::api::distribution::{bucket_options, BucketOptions};
+    use gcloud_sdk::google::api::metric_descriptor::MetricKind;
+    use gcloud_sdk::google::api::{Distribution, Metric, MonitoredResource};
+    use gcloud_sdk::google::monitoring::v3::{
+        typed_value, CreateTimeSeriesRequest, Point, TimeInterval, TimeSeries, TypedValue,
+    };
+    use prost_types::Timestamp;
+
+    use super::PROJECT;
+
+    pub fn generic_task(task_id: &str) -> MonitoredResource {
+        MonitoredResource {
+            r#type: "generic_task".into(),
+            labels: [
+                ("location", "europe-west1"),
+                ("namespace", "bookshop"),
+                ("job", "api"),
+                ("task_id", task_id),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        }
+    }
+
+    pub fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub fn int(v: i64) -> typed_value::Value {
+        typed_value::Value::Int64Value(v)
+    }
+
+    pub fn double(v: f64) -> typed_value::Value {
+        typed_value::Value::DoubleValue(v)
+    }
+
+    /// An explicit-bucket distribution with bounds [0, 10, 20, 30].
+    pub fn distribution(counts: &[i64], mean: f64) -> typed_value::Value {
+        typed_value::Value::DistributionValue(Distribution {
+            count: counts.iter().sum(),
+            mean,
+            bucket_options: Some(BucketOptions {
+                options: Some(bucket_options::Options::ExplicitBuckets(
+                    bucket_options::Explicit {
+                        bounds: vec![0.0, 10.0, 20.0, 30.0],
+                    },
+                )),
+            }),
+            bucket_counts: counts.to_vec(),
+            ..Distribution::default()
+        })
+    }
+
+    /// One series with one point.
+    pub fn series(
+        metric_type: &str,
+        metric_labels: HashMap<String, String>,
+        kind: MetricKind,
+        start: Option<Timestamp>,
+        end: Timestamp,
+        value: typed_value::Value,
+    ) -> TimeSeries {
+        TimeSeries {
+            metric: Some(Metric {
+                r#type: metric_type.into(),
+                labels: metric_labels,
+            }),
+            resource: Some(generic_task("task-1")),
+            metric_kind: kind as i32,
+            points: vec![Point {
+                interval: Some(TimeInterval {
+                    start_time: start,
+                    end_time: Some(end),
+                }),
+                value: Some(TypedValue { value: Some(value) }),
+            }],
+            ..TimeSeries::default()
+        }
+    }
+
+    pub fn gauge(metric_type: &str, end: Timestamp, value: f64) -> TimeSeries {
+        series(
+            metric_type,
+            HashMap::new(),
+            MetricKind::Unspecified,
+            None,
+            end,
+            double(value),
+        )
+    }
+
+    pub fn request(time_series: Vec<TimeSeries>) -> CreateTimeSeriesRequest {
+        CreateTimeSeriesRequest {
+            name: format!("projects/{PROJECT}"),
+            time_series,
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! Configuration read from the environment, following the Cloud Run
+//! container contract.
+//!
+//! Cloud Run tells a container who it is through `PORT`, `K_SERVICE`,
+//! `K_REVISION` and `K_CONFIGURATION`; everything else this service needs is
+//! an environment variable too, so the same image runs locally, in tests and
+//! on Cloud Run. Each variable is documented in the README's configuration
+//! table. Reading goes through a lookup function so tests can pass their own
+//! environment without touching the process's.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Everything the service reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where to listen: `0.0.0.0:$PORT` (default 8080) as Cloud Run expects.
+    pub listen_addr: SocketAddr,
+    /// `GOOGLE_CLOUD_PROJECT`: `None` locally, where the embedded emulator
+    /// stands in for Google.
+    pub project_id: Option<String>,
+    /// `K_SERVICE`, `K_REVISION`, `K_CONFIGURATION`: set only on Cloud Run.
+    pub cloud_run: Option<CloudRunIdentity>,
+    /// `DOWNSTREAM_URL`: where orders reserve stock and charge payments.
+    /// `None` means this process itself.
+    pub downstream_url: Option<String>,
+    /// `PAYMENT_FAILURE_RATE`: the share of payments that fail, 0.0 to 1.0.
+    pub payment_failure_rate: f64,
+    /// `ENABLE_FAULT_ROUTES`: serve `/api/faults/*`. Default: on locally,
+    /// off on Cloud Run.
+    pub enable_fault_routes: bool,
+    /// `TELEMETRY=off` turns off logs, spans and metrics (for benchmarks).
+    pub telemetry_enabled: bool,
+    /// `LOG_FORMAT`: `json` (Cloud Logging, the default) or `pretty`.
+    pub log_format: LogFormat,
+    /// `RUST_LOG`: the log filter; `None` means the default.
+    pub log_filter: Option<String>,
+    /// `OTEL_SERVICE_NAME`: the service name when not on Cloud Run.
+    pub otel_service_name: Option<String>,
+    /// `OTEL_TRACES_SAMPLER_ARG`: the share of traces sampled when the
+    /// caller did not sample (0.0 to 1.0, default 1.0).
+    pub trace_sampling_ratio: f64,
+    /// `CLOUD_OPS_EMULATOR_HOST`: send traces and metrics to the emulator at
+    /// this `host:port`, in plaintext, without credentials.
+    pub emulator_host: Option<String>,
+    /// `GCE_METADATA_HOST`: where the metadata server is (tests run a
+    /// stand-in); on Cloud Run, `metadata.google.internal`.
+    pub metadata_host: Option<String>,
+    /// `OTEL_BSP_MAX_QUEUE_SIZE`: the most finished spans waiting for export
+    /// (default 2048); past it, spans are dropped and counted.
+    pub span_queue_size: usize,
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds, as the OpenTelemetry
+    /// spec says): how often metrics are exported. Default 60 s; never below
+    /// [`MIN_METRIC_EXPORT_INTERVAL`].
+    pub metric_export_interval: MetricExportInterval,
+    /// `EMULATOR_TERRAFORM_DIR`: with the embedded emulator, evaluate this
+    /// Terraform directory's log-based metrics, uptime checks and alert
+    /// policies (e.g. `terraform`). Unset: no alerting.
+    pub emulator_terraform_dir: Option<std::path::PathBuf>,
+    /// `EMULATOR_TIME_SCALE`: how much faster the embedded emulator runs
+    /// monitoring time (default 1, real time).
+    pub emulator_time_scale: cloud_ops_emulator::time::scale::TimeScale,
+}
+
+/// The shortest export interval: Cloud Monitoring accepts one point per
+/// series every 5 s (rule M8).
+pub const MIN_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The shortest export interval to an emulator, which enforces M8 itself,
+/// divided by its time scale when one runs monitoring faster
+/// (`emulator --time-scale 60` accepts a point every 83 ms).
+pub const MIN_EMULATOR_METRIC_EXPORT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The default export interval, the OpenTelemetry spec's.
+pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The metric export interval, and what was asked for when that was too
+/// short (so telemetry can warn once logging is up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetricExportInterval {
+    pub interval: Duration,
+    /// The requested interval when it was raised to the minimum.
+    pub raised_from: Option<Duration>,
+}
+
+impl Default for MetricExportInterval {
+    fn default() -> Self {
+        Self {
+            interval: DEFAULT_METRIC_EXPORT_INTERVAL,
+            raised_from: None,
+        }
+    }
+}
+
+/// Where traces and metrics go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TelemetryBackend {
+    /// Google's Cloud Trace and Cloud Monitoring, with Application Default
+    /// Credentials.
+    Google,
+    /// An emulator at `host:port` (`CLOUD_OPS_EMULATOR_HOST`).
+    Emulator(String),
+    /// No project and no emulator configured: the service starts its own
+    /// emulator on loopback.
+    EmbeddedEmulator,
+}
+
+/// Who this instance is on Cloud Run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CloudRunIdentity {
+    pub service: String,
+    pub revision: String,
+    pub configuration: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// A variable that is set but cannot be used.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// Finished spans waiting for export, at most, by default: OpenTelemetry's
+/// default, a few MB at a few hundred bytes a span.
+pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 2048;
+
+/// The service name used when not on Cloud Run.
+pub const LOCAL_SERVICE_NAME: &str = "cloudrun-observability";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the variables through `lookup`; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let port = match var("PORT") {
+            Some(value) => value
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| ConfigError::Invalid {
+                    name: "PORT",
+                    value,
+                    reason: "expected a port number from 0 to 65535",
+                })?,
+            None => 8080,
+        };
+        let cloud_run = var("K_SERVICE").map(|service| CloudRunIdentity {
+            service,
+            revision: var("K_REVISION").unwrap_or_default(),
+            configuration: var("K_CONFIGURATION").unwrap_or_default(),
+        });
+        let payment_failure_rate =
+            parse_ratio("PAYMENT_FAILURE_RATE", var("PAYMENT_FAILURE_RATE"), 0.02)?;
+        let enable_fault_routes = match var("ENABLE_FAULT_ROUTES") {
+            Some(value) => parse_bool("ENABLE_FAULT_ROUTES", value)?,
+            None => cloud_run.is_none(),
+        };
+        let telemetry_enabled = match var("TELEMETRY") {
+            Some(value) => parse_bool("TELEMETRY", value)?,
+            None => true,
+        };
+        let log_format = match var("LOG_FORMAT").as_deref().map(str::trim) {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "LOG_FORMAT",
+                    value: other.to_owned(),
+                    reason: "expected json or pretty",
+                })
+            }
+        };
+        let project_id = var("GOOGLE_CLOUD_PROJECT");
+        let emulator_host = var("CLOUD_OPS_EMULATOR_HOST").map(|host| host.trim().to_owned());
+        let minimum_export_interval = if project_id.is_some() && emulator_host.is_none() {
+            MIN_METRIC_EXPORT_INTERVAL
+        } else {
+            MIN_EMULATOR_METRIC_EXPORT_INTERVAL
+        };
+        let downstream_url = var("DOWNSTREAM_URL")
+            .map(|url| url.trim().trim_end_matches('/').to_owned())
+            .map(|url| validate_url("DOWNSTREAM_URL", url))
+            .transpose()?;
+        Ok(Self {
+            listen_addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+            project_id,
+            cloud_run,
+            downstream_url,
+            payment_failure_rate,
+            enable_fault_routes,
+            telemetry_enabled,
+            log_format,
+            log_filter: var("RUST_LOG"),
+            otel_service_name: var("OTEL_SERVICE_NAME"),
+            trace_sampling_ratio: parse_ratio(
+                "OTEL_TRACES_SAMPLER_ARG",
+                var("OTEL_TRACES_SAMPLER_ARG"),
+                1.0,
+            )?,
+            emulator_host,
+            metadata_host: var("GCE_METADATA_HOST").map(|host| host.trim().to_owned()),
+            span_queue_size: match var("OTEL_BSP_MAX_QUEUE_SIZE") {
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(size) if size > 0 => size,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "OTEL_BSP_MAX_QUEUE_SIZE",
+                            value,
+                            reason: "expected a positive number of spans",
+                        })
+                    }
+                },
+                None => DEFAULT_SPAN_QUEUE_SIZE,
+            },
+            emulator_terraform_dir: var("EMULATOR_TERRAFORM_DIR").map(Into::into),
+            emulator_time_scale: match var("EMULATOR_TIME_SCALE") {
+                Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+                    name: "EMULATOR_TIME_SCALE",
+                    value,
+                    reason: "expected a factor from 1 to 3600 (1 is real time)",
+                })?,
+                None => cloud_ops_emulator::time::scale::TimeScale::REAL_TIME,
+            },
+            metric_export_interval: parse_export_interval(
+                var("OTEL_METRIC_EXPORT_INTERVAL"),
+                minimum_export_interval,
+            )?,
+        })
+    }
+
+    /// The service's name: `K_SERVICE` on Cloud Run, else
+    /// `OTEL_SERVICE_NAME`, else a fixed local name.
+    pub fn service_name(&self) -> &str {
+        match (&self.cloud_run, &self.otel_service_name) {
+            (Some(run), _) => &run.service,
+            (None, Some(name)) => name,
+            (None, None) => LOCAL_SERVICE_NAME,
+        }
+    }
+
+    /// Where traces and metrics go: the emulator when
+    /// `CLOUD_OPS_EMULATOR_HOST` is set, Google when a project is, else an
+    /// emulator of the service's own.
+    pub fn telemetry_backend(&self) -> TelemetryBackend {
+        match (&self.emulator_host, &self.project_id) {
+            (Some(host), _) => TelemetryBackend::Emulator(host.clone()),
+            (None, Some(_)) => TelemetryBackend::Google,
+            (None, None) => TelemetryBackend::EmbeddedEmulator,
+        }
+    }
+
+    /// The deployed revision on Cloud Run, else the crate's version.
+    pub fn service_version(&self) -> &str {
+        match &self.cloud_run {
+            Some(run) if !run.revision.is_empty() => &run.revision,
+            _ => env!("CARGO_PKG_VERSION"),
+        }
+    }
+
+    /// The project named in trace ids of log lines; `local` without one.
+    pub fn trace_project(&self) -> &str {
+        self.project_id.as_deref().unwrap_or("local")
+    }
+}
+
+/// A number from 0.0 to 1.0, or `default` when unset.
+fn parse_ratio(
+    name: &'static str,
+    value: Option<String>,
+    default: f64,
+) -> Result<f64, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "expected a number from 0.0 to 1.0",
+        }),
+    }
+}
+
+/// Milliseconds, raised to `minimum` when shorter.
+fn parse_export_interval(
+    value: Option<String>,
+    minimum: Duration,
+) -> Result<MetricExportInterval, ConfigError> {
+    let Some(value) = value else {
+        return Ok(MetricExportInterval::default());
+    };
+    let millis = value
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| ConfigError::Invalid {
+            name: "OTEL_METRIC_EXPORT_INTERVAL",
+            value,
+            reason: "expected a number of milliseconds",
+        })?;
+    let requested = Duration::from_millis(millis);
+    Ok(if requested < minimum {
+        MetricExportInterval {
+            interval: minimum,
+            raised_from: Some(requested),
+        }
+    } else {
+        MetricExportInterval {
+            interval: requested,
+            raised_from: None,
+        }
+    })
+}
+
+/// Accepts the spellings people write in environment files.
+fn parse_bool(name: &'static str, value: String) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "expected true or false",
+        }),
+    }
+}
+
+fn validate_url(name: &'static str, url: String) -> Result<String, ConfigError> {
+    match url.parse::<http::Uri>() {
+        Ok(uri) if matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some() => {
+            Ok(url)
+        }
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: url,
+            reason: "expected an http:// or https:// URL",
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_suit_a_local_run() {
+        let config = config(&[]).unwrap();
+        assert_eq!(config.listen_addr.port(), 8080);
+        assert!(config.enable_fault_routes);
+        assert!(config.telemetry_enabled);
+        assert_eq!(config.payment_failure_rate, 0.02);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(config.service_name(), LOCAL_SERVICE_NAME);
+        assert_eq!(config.trace_project(), "local");
+    }
+
+    #[test]
+    fn on_cloud_run_fault_routes_are_off_unless_enabled() {
+        let on_run =
+            config(&[("K_SERVICE", "frontend"), ("K_REVISION", "frontend-00001")]).unwrap();
+        assert!(!on_run.enable_fault_routes);
+        assert_eq!(on_run.service_name(), "frontend");
+        assert_eq!(on_run.service_version(), "frontend-00001");
+        let enabled =
+            config(&[("K_SERVICE", "frontend"), ("ENABLE_FAULT_ROUTES", "true")]).unwrap();
+        assert!(enabled.enable_fault_routes);
+    }
+
+    #[test]
+    fn bad_values_are_named_in_the_error() {
+        let error = config(&[("PAYMENT_FAILURE_RATE", "2")]).unwrap_err();
+        assert!(error.to_string().contains("PAYMENT_FAILURE_RATE"));
+        assert!(config(&[("PORT", "http")]).is_err());
+        assert!(config(&[("TELEMETRY", "maybe")]).is_err());
+        assert!(config(&[("LOG_FORMAT", "xml")]).is_err());
+        assert!(config(&[("DOWNSTREAM_URL", "backend")]).is_err());
+    }
+
+    #[test]
+    fn the_telemetry_backend_follows_emulator_host_then_project() {
+        assert_eq!(
+            config(&[]).unwrap().telemetry_backend(),
+            TelemetryBackend::EmbeddedEmulator
+        );
+        assert_eq!(
+            config(&[("GOOGLE_CLOUD_PROJECT", "p")])
+                .unwrap()
+                .telemetry_backend(),
+            TelemetryBackend::Google
+        );
+        assert_eq!(
+            config(&[
+                ("GOOGLE_CLOUD_PROJECT", "p"),
+                ("CLOUD_OPS_EMULATOR_HOST", "127.0.0.1:8085")
+            ])
+            .unwrap()
+            .telemetry_backend(),
+            TelemetryBackend::Emulator("127.0.0.1:8085".to_owned())
+        );
+        assert!(config(&[("OTEL_TRACES_SAMPLER_ARG", "1.5")]).is_err());
+        assert_eq!(
+            config(&[("OTEL_SERVICE_NAME", "shop")])
+                .unwrap()
+                .service_name(),
+            "shop"
+        );
+    }
+
+    #[test]
+    fn metric_export_interval_is_milliseconds_and_never_below_5_s_for_google() {
+        let interval = |value: &str| {
+            config(&[
+                ("OTEL_METRIC_EXPORT_INTERVAL", value),
+                ("GOOGLE_CLOUD_PROJECT", "p"),
+            ])
+            .unwrap()
+            .metric_export_interval
+        };
+        assert_eq!(
+            config(&[]).unwrap().metric_export_interval.interval,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            interval("15000"),
+            MetricExportInterval {
+                interval: Duration::from_secs(15),
+                raised_from: None
+            }
+        );
+        assert_eq!(
+            interval("1000"),
+            MetricExportInterval {
+                interval: Duration::from_secs(5),
+                raised_from: Some(Duration::from_secs(1))
+            }
+        );
+        assert!(config(&[("OTEL_METRIC_EXPORT_INTERVAL", "60s")]).is_err());
+        // An emulator checks M8 itself, possibly time-scaled: 250 ms is allowed there.
+        let to_emulator = |value: &str| {
+            config(&[
+                ("OTEL_METRIC_EXPORT_INTERVAL", value),
+                ("CLOUD_OPS_EMULATOR_HOST", "127.0.0.1:1"),
+                ("GOOGLE_CLOUD_PROJECT", "p"),
+            ])
+            .unwrap()
+            .metric_export_interval
+        };
+        assert_eq!(to_emulator("250").interval, Duration::from_millis(250));
+        assert_eq!(to_emulator("10").interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn downstream_url_loses_its_trailing_slash() {
+        let config = config(&[("DOWNSTREAM_URL", "https://backend.example/")]).unwrap();
+        assert_eq!(
+            config.downstream_url.as_deref(),
+            Some("https://backend.example")
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! Distributed tracing: `tracing` spans become OpenTelemetry spans, which
+//! the SDK's batch processor hands to the Cloud Trace exporter.
+//!
+//! The processor is the SDK's, with a bounded queue; a thin wrapper in front
+//! of it counts the spans it holds, so that a span that would overflow the
+//! queue is dropped *and counted* here (the SDK counts its drops privately).
+//! Requests never wait for an export.
+
+pub mod cloud_trace;
+pub mod cloud_trace_mapping;
+pub mod context;
+pub mod sampler;
+pub mod span_data;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
+use opentelemetry::Context;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanProcessor,
+};
+use opentelemetry_sdk::Resource;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::telemetry::traces::cloud_trace::CloudTraceExporter;
+use crate::telemetry::export::health::ExportHealth;
+use crate::telemetry::traces::sampler::CloudRunSampler;
+use crate::telemetry::traces::context::{RemoteParent, SpanId, TraceContext, TraceId};
+use crate::telemetry::export::Endpoint as TraceEndpoint;
+
+/// Builds the tracer provider: sampler, batch processor, exporter.
+pub fn tracer_provider(
+    resource: Resource,
+    project_id: String,
+    endpoint: TraceEndpoint,
+    sampling_ratio: f64,
+    queue_size: usize,
+    health: Arc<ExportHealth>,
+) -> SdkTracerProvider {
+    let queued = Arc::new(AtomicUsize::new(0));
+    let exported = Arc::clone(&queued);
+    let exporter = CloudTraceExporter::new(project_id, endpoint, Arc::clone(&health), move |n| {
+        exported.fetch_sub(n, Ordering::AcqRel);
+    });
+    // OTEL_BSP_* variables still tune the delay and batch size; the queue
+    // bound is the same for the SDK's queue and the counting in front of it,
+    // so the SDK never drops a span uncounted.
+    let batch = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(queue_size)
+                .build(),
+        )
+        .build();
+    SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(CloudRunSampler::new(sampling_ratio))
+        .with_span_processor(CountingProcessor {
+            inner: batch,
+            queued,
+            capacity: queue_size,
+            health,
+        })
+        .build()
+}
+
+/// Counts the spans between `on_end` and the end of their export, and drops
+/// (and counts) those that would overflow the batch processor's queue.
+#[derive(Debug)]
+struct CountingProcessor {
+    inner: BatchSpanProcessor,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+    health: Arc<ExportHealth>,
+}
+
+impl SpanProcessor for CountingProcessor {
+    fn on_start(&self, span: &mut Span, cx: &Context) {
+        self.inner.on_start(span, cx);
+    }
+
+    fn on_end(&self, span: SpanData) {
+        if !span.span_context.is_sampled() {
+            return;
+        }
+        let admitted = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+                (queued < self.capacity).then_some(queued + 1)
+            })
+            .is_ok();
+        if admitted {
+            self.inner.on_end(span);
+        } else {
+            self.health.record_dropped(1);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
+    }
+}
+
+/// The OpenTelemetry context of a caller, to set as a span's parent.
+///
+/// `X-Cloud-Trace-Context` may carry a trace id without a span id; a
+/// parent needs one, so a random one stands in: the trace continues, and the
+/// (never exported) parent shows as missing, as Cloud Run's own span often
+/// does.
+pub fn remote_context(parent: &RemoteParent, trace_state: Option<&str>) -> Context {
+    let flags = if parent.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let span_id = parent.span_id.unwrap_or_else(SpanId::random);
+    let state = trace_state
+        .and_then(|state| state.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    Context::new().with_remote_span_context(SpanContext::new(
+        opentelemetry::trace::TraceId::from(parent.trace_id.0),
+        opentelemetry::trace::SpanId::from(span_id.0),
+        flags,
+        true,
+        state,
+    ))
+}
+
+/// The trace context of `span` as OpenTelemetry assigned it, or `None` when
+/// no OpenTelemetry layer is installed.
+pub fn trace_context_of(span: &tracing::Span) -> Option<TraceContext> {
+    let context = span.context();
+    let span_ref = context.span();
+    let span_context = span_ref.span_context();
+    span_context.is_valid().then(|| TraceContext {
+        trace_id: TraceId(u128::from_be_bytes(span_context.trace_id().to_bytes())),
+        span_id: SpanId(u64::from_be_bytes(span_context.span_id().to_bytes())),
+        sampled: span_context.is_sampled(),
+    })
+}
+
+/// The `tracestate` to send on with a downstream call.
+pub fn trace_state_of(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let state = context.span().span_context().trace_state().header();
+    (!state.is_empty()).then_some(state)
+}

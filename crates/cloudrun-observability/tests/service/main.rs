@@ -1,0 +1,24 @@
+//! The service's integration tests, in one binary: each module spawns the
+//! real `cloudrun-observability` binary on a random loopback port (see
+//! [`helpers`]) and, where telemetry matters, a real emulator beside it.
+
+mod helpers;
+#[path = "../../../cloud-ops-emulator/tests/emulator/helpers.rs"]
+mod emulator_helpers;
+mod fault_peer;
+
+mod alerts;
+mod api;
+mod bad_input;
+mod cloud_run;
+mod console;
+mod console_browser;
+mod loadgen;
+mod log_metrics;
+mod logging;
+mod metrics;
+mod security;
+mod shutdown_under_load;
+mod telemetry_faults;
+mod traces;
+mod uptime;
