@@ -8,10 +8,8 @@
 # Shared toolchain stage: cargo-chef computes and builds the dependency graph on its own, so the
 # expensive dependency layer is rebuilt only when Cargo.toml or Cargo.lock change.
 FROM rust:1-bookworm AS chef
-# protoc for build.rs (tonic-prost-build drives prost-build, which runs protoc).
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends protobuf-compiler \
-    && rm -rf /var/lib/apt/lists/*
+# No protoc: build.rs generates the emulator's server stubs with tonic-prost-build's `manual`
+# builder from gcloud-sdk's prost types, without .proto files.
 RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /app
 
