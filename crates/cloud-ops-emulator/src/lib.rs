@@ -18,6 +18,7 @@ pub mod alerting;
 pub mod cli;
 pub mod console;
 pub(crate) mod grpc;
+pub(crate) mod json;
 pub mod logging;
 pub mod monitoring;
 pub mod status;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use gcloud_sdk::google::monitoring::v3::aggregation::{Aligner, Reducer};
 use serde_json::Value;
 
+use crate::json::{blocks, text};
 use crate::monitoring::aggregation::{self, Spec};
 use crate::monitoring::filter::{self, Filter};
 use crate::terraform::ResourceInstance;
@@ -550,19 +551,6 @@ fn check_implemented(spec: &Spec) -> Result<(), String> {
 /// `"300s"` → 300.
 fn seconds(text: &str) -> Option<u64> {
     text.trim().strip_suffix('s')?.parse().ok()
-}
-
-/// A nested block as Terraform's JSON gives it: an array of objects (or one object).
-fn blocks<'a>(value: &'a Value, key: &str) -> Vec<&'a Value> {
-    match &value[key] {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(_) => vec![&value[key]],
-        _ => Vec::new(),
-    }
-}
-
-fn text(value: &Value, key: &str) -> String {
-    value[key].as_str().unwrap_or_default().to_owned()
 }
 
 #[cfg(test)]

@@ -36,11 +36,12 @@ use gcloud_sdk::google::monitoring::v3::{
     typed_value, Point, TimeInterval, TimeSeries, TypedValue,
 };
 use reqwest::{Method, Url};
-use serde_json::{Map, Value};
-use thiserror::Error;
+use serde_json::Value;
 
-use crate::logging::metrics::{as_f64, first_object, non_null_str, string_label};
+use crate::json::{as_f64, first_object, is_empty, scalar_text};
+use crate::logging::metrics::string_label;
 use crate::monitoring::store::MetricStore;
+use crate::terraform::arguments::Arguments;
 use crate::terraform::{ResourceInstance, TerraformModule};
 use crate::time::scale::TimeScale;
 use crate::time::timestamp::{from_nanos, now_nanos};
@@ -96,20 +97,8 @@ const UNSUPPORTED: [&str; 8] = [
     "http_check.body",
 ];
 
-/// Why an uptime check cannot be evaluated.
-#[derive(Debug, Error, PartialEq, Eq)]
-pub enum UptimeError {
-    #[error("{address}: {field} is required")]
-    Missing { address: String, field: String },
-    #[error("{address}: {field}: {message}")]
-    Invalid {
-        address: String,
-        field: String,
-        message: String,
-    },
-    #[error("{address}: {what} is not supported by the emulator")]
-    Unsupported { address: String, what: String },
-}
+/// Why an uptime check cannot be evaluated: an argument it cannot take.
+pub use crate::terraform::arguments::ArgumentError as UptimeError;
 
 /// Which response statuses pass.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,36 +167,31 @@ impl UptimeCheck {
     pub fn from_terraform(resource: &ResourceInstance) -> Result<Self, UptimeError> {
         let address = resource.address();
         let json = resource.to_json();
-        let fields = Fields {
-            address: &address,
-            json: &json,
-        };
-        fields.refuse_unsupported()?;
+        let fields = Arguments::new(&address, &json);
+        refuse_unsupported(&fields)?;
         let http = fields
             .block("http_check")?
             .ok_or_else(|| fields.missing("http_check"))?;
-        let http = Fields {
-            address: &address,
-            json: &Value::Object(http),
-        };
+        let http = Value::Object(http);
+        let http = Arguments::new(&address, &http);
         let use_ssl = http.bool("use_ssl");
-        let (project_id, host) = fields.monitored_resource()?;
+        let (project_id, host) = monitored_resource(&fields)?;
         Ok(Self {
             check_id: fields
                 .str("uptime_check_id")
                 .unwrap_or_else(|| resource.name.clone()),
             display_name: fields.str("display_name").unwrap_or_default(),
-            period: fields.period()?,
-            timeout: fields.timeout()?,
+            period: period(&fields)?,
+            timeout: timeout(&fields)?,
             path: http_path(http.str("path")),
-            port: http.port(use_ssl)?,
+            port: port(&http, use_ssl)?,
             use_ssl,
-            method: http.method()?,
-            headers: http.headers()?,
-            accepted: http.accepted_statuses()?,
+            method: method(&http)?,
+            headers: headers(&http)?,
+            accepted: accepted_statuses(&http)?,
             project_id,
             host,
-            locations: fields.locations()?,
+            locations: locations(&fields)?,
             address,
         })
     }
@@ -271,237 +255,189 @@ fn http_path(path: Option<String>) -> String {
     }
 }
 
-/// A configuration object with its resource address, for errors.
-struct Fields<'a> {
-    address: &'a str,
-    json: &'a Value,
-}
+// Reading an uptime check's own arguments.
 
-impl Fields<'_> {
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.json.get(key).filter(|v| !is_empty(v))
-    }
-
-    fn str(&self, key: &str) -> Option<String> {
-        self.get(key).and_then(non_null_str)
-    }
-
-    fn bool(&self, key: &str) -> bool {
-        matches!(self.get(key), Some(Value::Bool(true)))
-            || self.str(key).is_some_and(|text| text == "true")
-    }
-
-    fn block(&self, key: &str) -> Result<Option<Map<String, Value>>, UptimeError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Array(items)) if items.len() > 1 => {
-                Err(self.invalid(key, "expected one block".into()))
-            }
-            Some(value) => first_object(value)
-                .map(Some)
-                .ok_or_else(|| self.invalid(key, "expected a block".into())),
-        }
-    }
-
-    fn missing(&self, field: &str) -> UptimeError {
-        UptimeError::Missing {
-            address: self.address.to_owned(),
-            field: field.to_owned(),
-        }
-    }
-
-    fn invalid(&self, field: &str, message: String) -> UptimeError {
-        UptimeError::Invalid {
-            address: self.address.to_owned(),
-            field: field.to_owned(),
-            message,
-        }
-    }
-
-    fn refuse_unsupported(&self) -> Result<(), UptimeError> {
-        for path in UNSUPPORTED {
-            let present = match path.split_once('.') {
-                Some((block, key)) => self
-                    .get(block)
-                    .and_then(first_object)
-                    .is_some_and(|b| b.get(key).is_some_and(|v| !is_empty(v))),
-                None => self.get(path).is_some(),
-            };
-            if present {
-                return Err(UptimeError::Unsupported {
-                    address: self.address.to_owned(),
-                    what: path.to_owned(),
-                });
-            }
-        }
-        match self.str("checker_type").as_deref() {
-            None | Some("STATIC_IP_CHECKERS" | "CHECKER_TYPE_UNSPECIFIED") => Ok(()),
-            Some(other) => Err(UptimeError::Unsupported {
-                address: self.address.to_owned(),
-                what: format!("checker_type {other:?}"),
-            }),
-        }
-    }
-
-    /// U1: 60, 300, 600 or 900 s; 300 s when absent (the provider's default).
-    fn period(&self) -> Result<Duration, UptimeError> {
-        let Some(text) = self.str("period") else {
-            return Ok(Duration::from_secs(DEFAULT_PERIOD_SECONDS));
+fn refuse_unsupported(args: &Arguments<'_>) -> Result<(), UptimeError> {
+    for path in UNSUPPORTED {
+        let present = match path.split_once('.') {
+            Some((block, key)) => args
+                .get(block)
+                .and_then(first_object)
+                .is_some_and(|b| b.get(key).is_some_and(|v| !is_empty(v))),
+            None => args.get(path).is_some(),
         };
-        let seconds = duration_seconds(&text).ok_or_else(|| {
-            self.invalid("period", format!("{text:?} is not a duration like \"60s\""))
-        })?;
-        match ALLOWED_PERIODS_SECONDS
-            .iter()
-            .find(|p| **p as f64 == seconds)
-        {
-            Some(period) => Ok(Duration::from_secs(*period)),
-            None => Err(self.invalid(
-                "period",
-                format!("{text:?}: uptime checks run every 60s, 300s, 600s or 900s"),
-            )),
-        }
-    }
-
-    /// Required, 1 to 60 s.
-    fn timeout(&self) -> Result<Duration, UptimeError> {
-        let text = self.str("timeout").ok_or_else(|| self.missing("timeout"))?;
-        match duration_seconds(&text) {
-            Some(seconds) if TIMEOUT_SECONDS.contains(&seconds) => {
-                Ok(Duration::from_secs_f64(seconds))
-            }
-            _ => Err(self.invalid(
-                "timeout",
-                format!("{text:?}: must be a duration from 1s to 60s"),
-            )),
-        }
-    }
-
-    /// `monitored_resource`: an `uptime_url` with `project_id` and `host`.
-    fn monitored_resource(&self) -> Result<(String, String), UptimeError> {
-        let resource = self
-            .block("monitored_resource")?
-            .ok_or_else(|| self.missing("monitored_resource"))?;
-        let resource_type = resource.get("type").and_then(non_null_str);
-        if resource_type.as_deref() != Some("uptime_url") {
+        if present {
             return Err(UptimeError::Unsupported {
-                address: self.address.to_owned(),
-                what: format!(
-                    "monitored_resource type {:?} (only uptime_url)",
-                    resource_type.unwrap_or_default()
-                ),
+                address: args.address().to_owned(),
+                what: path.to_owned(),
             });
         }
-        let labels = resource.get("labels").and_then(Value::as_object);
-        let label = |key: &str| {
-            labels
-                .and_then(|l| l.get(key))
-                .and_then(non_null_str)
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| self.missing(&format!("monitored_resource.labels.{key}")))
-        };
-        Ok((label("project_id")?, label("host")?))
     }
+    match args.str("checker_type").as_deref() {
+        None | Some("STATIC_IP_CHECKERS" | "CHECKER_TYPE_UNSPECIFIED") => Ok(()),
+        Some(other) => Err(UptimeError::Unsupported {
+            address: args.address().to_owned(),
+            what: format!("checker_type {other:?}"),
+        }),
+    }
+}
 
-    /// `selected_regions` as checker locations; all of them by default.
-    fn locations(&self) -> Result<Vec<&'static str>, UptimeError> {
-        let Some(regions) = self.get("selected_regions") else {
-            return Ok(ALL_LOCATIONS.to_vec());
-        };
-        let regions = regions
-            .as_array()
-            .ok_or_else(|| self.invalid("selected_regions", "expected a list".into()))?;
-        let mut locations: Vec<&'static str> = Vec::new();
-        for region in regions {
-            let name = non_null_str(region).unwrap_or_default();
-            let (_, found) = REGIONS.iter().find(|(r, _)| *r == name).ok_or_else(|| {
-                self.invalid(
-                    "selected_regions",
-                    format!("{name:?} is not an uptime check region"),
-                )
-            })?;
-            for location in *found {
-                if !locations.contains(location) {
-                    locations.push(location);
-                }
+/// U1: 60, 300, 600 or 900 s; 300 s when absent (the provider's default).
+fn period(args: &Arguments<'_>) -> Result<Duration, UptimeError> {
+    let Some(text) = args.str("period") else {
+        return Ok(Duration::from_secs(DEFAULT_PERIOD_SECONDS));
+    };
+    let seconds = duration_seconds(&text).ok_or_else(|| {
+        args.invalid("period", format!("{text:?} is not a duration like \"60s\""))
+    })?;
+    match ALLOWED_PERIODS_SECONDS
+        .iter()
+        .find(|p| **p as f64 == seconds)
+    {
+        Some(period) => Ok(Duration::from_secs(*period)),
+        None => Err(args.invalid(
+            "period",
+            format!("{text:?}: uptime checks run every 60s, 300s, 600s or 900s"),
+        )),
+    }
+}
+
+/// Required, 1 to 60 s.
+fn timeout(args: &Arguments<'_>) -> Result<Duration, UptimeError> {
+    let text = args.str("timeout").ok_or_else(|| args.missing("timeout"))?;
+    match duration_seconds(&text) {
+        Some(seconds) if TIMEOUT_SECONDS.contains(&seconds) => Ok(Duration::from_secs_f64(seconds)),
+        _ => Err(args.invalid(
+            "timeout",
+            format!("{text:?}: must be a duration from 1s to 60s"),
+        )),
+    }
+}
+
+/// `monitored_resource`: an `uptime_url` with `project_id` and `host`.
+fn monitored_resource(args: &Arguments<'_>) -> Result<(String, String), UptimeError> {
+    let resource = args
+        .block("monitored_resource")?
+        .ok_or_else(|| args.missing("monitored_resource"))?;
+    let resource_type = resource.get("type").and_then(scalar_text);
+    if resource_type.as_deref() != Some("uptime_url") {
+        return Err(UptimeError::Unsupported {
+            address: args.address().to_owned(),
+            what: format!(
+                "monitored_resource type {:?} (only uptime_url)",
+                resource_type.unwrap_or_default()
+            ),
+        });
+    }
+    let labels = resource.get("labels").and_then(Value::as_object);
+    let label = |key: &str| {
+        labels
+            .and_then(|l| l.get(key))
+            .and_then(scalar_text)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| args.missing(&format!("monitored_resource.labels.{key}")))
+    };
+    Ok((label("project_id")?, label("host")?))
+}
+
+/// `selected_regions` as checker locations; all of them by default.
+fn locations(args: &Arguments<'_>) -> Result<Vec<&'static str>, UptimeError> {
+    let Some(regions) = args.get("selected_regions") else {
+        return Ok(ALL_LOCATIONS.to_vec());
+    };
+    let regions = regions
+        .as_array()
+        .ok_or_else(|| args.invalid("selected_regions", "expected a list".into()))?;
+    let mut locations: Vec<&'static str> = Vec::new();
+    for region in regions {
+        let name = scalar_text(region).unwrap_or_default();
+        let (_, found) = REGIONS.iter().find(|(r, _)| *r == name).ok_or_else(|| {
+            args.invalid(
+                "selected_regions",
+                format!("{name:?} is not an uptime check region"),
+            )
+        })?;
+        for location in *found {
+            if !locations.contains(location) {
+                locations.push(location);
             }
         }
-        if locations.is_empty() {
-            return Ok(ALL_LOCATIONS.to_vec());
-        }
-        if locations.len() < MIN_LOCATIONS {
-            return Err(self.invalid(
-                "selected_regions",
-                format!(
-                    "{} checker locations ({}); Google requires regions holding at least {MIN_LOCATIONS}",
-                    locations.len(),
-                    locations.join(", ")
-                ),
-            ));
-        }
-        Ok(locations)
     }
+    if locations.is_empty() {
+        return Ok(ALL_LOCATIONS.to_vec());
+    }
+    if locations.len() < MIN_LOCATIONS {
+        return Err(args.invalid(
+            "selected_regions",
+            format!(
+                "{} checker locations ({}); Google requires regions holding at least {MIN_LOCATIONS}",
+                locations.len(),
+                locations.join(", ")
+            ),
+        ));
+    }
+    Ok(locations)
+}
 
-    /// The provider's default port: 443 with SSL, else 80.
-    fn port(&self, use_ssl: bool) -> Result<u16, UptimeError> {
-        let Some(value) = self.get("port") else {
-            return Ok(if use_ssl { 443 } else { 80 });
-        };
-        as_f64(value)
-            .filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p))
-            .map(|p| p as u16)
-            .ok_or_else(|| self.invalid("http_check.port", format!("{value} is not a port")))
-    }
+/// The provider's default port: 443 with SSL, else 80.
+fn port(args: &Arguments<'_>, use_ssl: bool) -> Result<u16, UptimeError> {
+    let Some(value) = args.get("port") else {
+        return Ok(if use_ssl { 443 } else { 80 });
+    };
+    as_f64(value)
+        .filter(|p| p.fract() == 0.0 && (1.0..=65535.0).contains(p))
+        .map(|p| p as u16)
+        .ok_or_else(|| args.invalid("http_check.port", format!("{value} is not a port")))
+}
 
-    fn method(&self) -> Result<Method, UptimeError> {
-        match self.str("request_method").as_deref() {
-            None | Some("GET" | "METHOD_UNSPECIFIED") => Ok(Method::GET),
-            Some("POST") => Ok(Method::POST),
-            Some(other) => Err(self.invalid(
-                "http_check.request_method",
-                format!("{other:?} is not GET or POST"),
-            )),
-        }
+fn method(args: &Arguments<'_>) -> Result<Method, UptimeError> {
+    match args.str("request_method").as_deref() {
+        None | Some("GET" | "METHOD_UNSPECIFIED") => Ok(Method::GET),
+        Some("POST") => Ok(Method::POST),
+        Some(other) => Err(args.invalid(
+            "http_check.request_method",
+            format!("{other:?} is not GET or POST"),
+        )),
     }
+}
 
-    fn headers(&self) -> Result<Vec<(String, String)>, UptimeError> {
-        let Some(headers) = self.get("headers") else {
-            return Ok(Vec::new());
-        };
-        let headers = headers
-            .as_object()
-            .ok_or_else(|| self.invalid("http_check.headers", "expected a map".into()))?;
-        headers
-            .iter()
-            .map(|(name, value)| {
-                let value = non_null_str(value).ok_or_else(|| {
-                    self.invalid("http_check.headers", format!("{name}: not a string"))
-                })?;
-                Ok((name.clone(), value))
-            })
-            .collect()
-    }
+fn headers(args: &Arguments<'_>) -> Result<Vec<(String, String)>, UptimeError> {
+    let Some(headers) = args.get("headers") else {
+        return Ok(Vec::new());
+    };
+    let headers = headers
+        .as_object()
+        .ok_or_else(|| args.invalid("http_check.headers", "expected a map".into()))?;
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = scalar_text(value).ok_or_else(|| {
+                args.invalid("http_check.headers", format!("{name}: not a string"))
+            })?;
+            Ok((name.clone(), value))
+        })
+        .collect()
+}
 
-    /// `accepted_response_status_codes`; any 2xx when absent (Google's default).
-    fn accepted_statuses(&self) -> Result<Vec<StatusMatcher>, UptimeError> {
-        let Some(blocks) = self.get("accepted_response_status_codes") else {
-            return Ok(vec![StatusMatcher::Class(2)]);
-        };
-        let field = "http_check.accepted_response_status_codes";
-        let blocks = blocks
-            .as_array()
-            .ok_or_else(|| self.invalid(field, "expected blocks".into()))?;
-        blocks
-            .iter()
-            .map(|block| status_matcher(block).map_err(|message| self.invalid(field, message)))
-            .collect()
-    }
+/// `accepted_response_status_codes`; any 2xx when absent (Google's default).
+fn accepted_statuses(args: &Arguments<'_>) -> Result<Vec<StatusMatcher>, UptimeError> {
+    let Some(blocks) = args.get("accepted_response_status_codes") else {
+        return Ok(vec![StatusMatcher::Class(2)]);
+    };
+    let field = "http_check.accepted_response_status_codes";
+    let blocks = blocks
+        .as_array()
+        .ok_or_else(|| args.invalid(field, "expected blocks".into()))?;
+    blocks
+        .iter()
+        .map(|block| status_matcher(block).map_err(|message| args.invalid(field, message)))
+        .collect()
 }
 
 /// One `accepted_response_status_codes` block: `status_value` or `status_class`.
 fn status_matcher(block: &Value) -> Result<StatusMatcher, String> {
     let value = block.get("status_value").filter(|v| !is_empty(v));
-    let class = block.get("status_class").and_then(non_null_str);
+    let class = block.get("status_class").and_then(scalar_text);
     match (value, class.as_deref()) {
         (Some(value), None) => as_f64(value)
             .filter(|v| v.fract() == 0.0 && (100.0..=599.0).contains(v))
@@ -523,15 +459,6 @@ fn status_matcher(block: &Value) -> Result<StatusMatcher, String> {
 fn duration_seconds(text: &str) -> Option<f64> {
     let seconds: f64 = text.trim().strip_suffix('s')?.parse().ok()?;
     (seconds.is_finite() && seconds >= 0.0).then_some(seconds)
-}
-
-fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Array(items) => items.is_empty(),
-        Value::Object(object) => object.is_empty(),
-        _ => false,
-    }
 }
 
 /// The outcome of one location's probe.

@@ -7,6 +7,8 @@
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::json::{first_object, is_empty, scalar_text};
+
 /// An argument the emulator cannot take, with the resource that has it.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ArgumentError {
@@ -96,56 +98,6 @@ impl<'a> Arguments<'a> {
     }
 }
 
-/// A string, or a number or boolean as text; `None` for null and structures.
-pub fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
-        Value::Bool(flag) => Some(flag.to_string()),
-        _ => None,
-    }
-}
-
-/// A number, or a string holding one.
-pub fn as_f64(value: &Value) -> Option<f64> {
-    value
-        .as_f64()
-        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-}
-
-/// A block's object: itself, or the first of a one-block list.
-pub fn first_object(value: &Value) -> Option<Map<String, Value>> {
-    match value {
-        Value::Object(object) => Some(object.clone()),
-        Value::Array(items) => items.first().and_then(Value::as_object).cloned(),
-        _ => None,
-    }
-}
-
-/// Every instance of a nested block: Terraform's JSON gives a list of
-/// objects (or one object).
-pub fn blocks<'a>(value: &'a Value, key: &str) -> Vec<&'a Value> {
-    match &value[key] {
-        Value::Array(items) => items.iter().collect(),
-        Value::Object(_) => vec![&value[key]],
-        _ => Vec::new(),
-    }
-}
-
-/// A string argument, empty when absent.
-pub fn text(value: &Value, key: &str) -> String {
-    value[key].as_str().unwrap_or_default().to_owned()
-}
-
-/// Absent in Terraform's sense: `null` or an empty list.
-pub fn is_empty(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::Array(items) => items.is_empty(),
-        _ => false,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +127,6 @@ mod tests {
         let args = Arguments::new("r", &json);
         assert!(args.bool("t") && args.bool("s") && !args.bool("x") && !args.bool("absent"));
         assert_eq!(args.str("n").as_deref(), Some("3"));
-        assert_eq!(as_f64(&json["f"]), Some(2.5));
+        assert_eq!(crate::json::as_f64(&json["f"]), Some(2.5));
     }
 }

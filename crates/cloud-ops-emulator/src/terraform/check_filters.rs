@@ -12,8 +12,8 @@ use std::io::BufRead;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::monitoring::filter;
 use crate::logging::query::LogFilter;
+use crate::monitoring::filter;
 
 /// Cloud Monitoring's limit on a condition's filter (alert.proto).
 pub const MAX_MONITORING_FILTER_LEN: usize = 2048;

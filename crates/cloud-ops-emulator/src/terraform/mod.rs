@@ -15,6 +15,7 @@
 //! monitoring and logging resources are evaluated; others exist as
 //! stand-ins that references can reach.
 
+pub mod arguments;
 pub mod check_filters;
 
 use std::collections::BTreeMap;

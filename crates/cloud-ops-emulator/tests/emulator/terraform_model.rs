@@ -2,8 +2,8 @@
 //! log-based metrics, uptime check and notification channels of
 //! `terraform/` evaluate completely, with the filters Terraform would send.
 
-use cloud_ops_emulator::monitoring::filter;
 use cloud_ops_emulator::logging::query::LogFilter;
+use cloud_ops_emulator::monitoring::filter;
 use cloud_ops_emulator::terraform::{load, VariableInputs};
 
 fn deployment() -> cloud_ops_emulator::terraform::TerraformModule {
