@@ -5,6 +5,8 @@ usage: checks.py variables TERRAFORM_DIR     every variable declared is used, ev
                                              declared, each has a description and (non-bool) a
                                              validation block; the tfvars example matches
        checks.py public TERRAFORM_DIR        allUsers / allAuthenticatedUsers only on the frontend
+       checks.py runtime-roles TERRAFORM_DIR the runtime service accounts get project roles only
+                                             from local.runtime_roles (google_project_iam_member.runtime)
        checks.py dashboards TERRAFORM_DIR    dashboards/*.json are JSON with a filter on each chart
        checks.py cloudbuild FILE SCHEMA      cloudbuild.yaml against a JSON Schema of the Cloud Build
                                              config fields used, plus substitution, waitFor and
@@ -123,6 +125,25 @@ def check_dashboards(tf_dir):
                 flt = ds.get("timeSeriesQuery", {}).get("timeSeriesFilter", {}).get("filter", "")
                 if "metric.type=" not in flt:
                     problems.append(f"{path}: chart {tile['widget'].get('title')!r} has no metric.type filter")
+    return problems
+
+
+PROJECT_IAM_TYPES = ("google_project_iam_member", "google_project_iam_binding", "google_project_iam_policy")
+
+
+def check_runtime_roles(tf_dir):
+    """The runtime identities get project roles from one place: google_project_iam_member.runtime,
+    over local.runtime_roles (iam.tf), which terraform test pins. A grant anywhere else would
+    slip past that test."""
+    problems = []
+    for rtype, rname, body in resources(load_tf(tf_dir)):
+        if rtype not in PROJECT_IAM_TYPES or (rtype, rname) == ("google_project_iam_member", "runtime"):
+            continue
+        members = json.dumps([body.get(k) for k in ("member", "members", "policy_data")])
+        if "google_service_account.runtime" in members:
+            role = unescape(body.get("role", ["(a policy)"]))
+            problems.append(f"{rtype}.{rname} grants {role} to a runtime identity: its project roles come only "
+                            "from local.runtime_roles (google_project_iam_member.runtime in iam.tf)")
     return problems
 
 
@@ -282,6 +303,8 @@ def main(argv):
         problems = check_variables(argv[1])
     elif cmd == "public":
         problems = check_public(argv[1])
+    elif cmd == "runtime-roles":
+        problems = check_runtime_roles(argv[1])
     elif cmd == "dashboards":
         problems = check_dashboards(argv[1])
     elif cmd == "cloudbuild":

@@ -72,7 +72,7 @@ variables {
   notification_email = "oncall@example.com"
 }
 
-run "runtime_identities_have_exactly_the_three_telemetry_roles" {
+run "runtime_identities_have_exactly_the_four_telemetry_roles" {
   command = plan
 
   assert {
@@ -80,11 +80,13 @@ run "runtime_identities_have_exactly_the_three_telemetry_roles" {
       "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/logging.logWriter",
       "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/monitoring.metricWriter",
       "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/cloudtrace.agent",
+      "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/telemetry.tracesWriter",
       "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/logging.logWriter",
       "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/monitoring.metricWriter",
       "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/cloudtrace.agent",
+      "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/telemetry.tracesWriter",
     ])
-    error_message = "Each runtime service account must hold exactly logging.logWriter, monitoring.metricWriter and cloudtrace.agent."
+    error_message = "Each runtime service account must hold exactly logging.logWriter, monitoring.metricWriter, cloudtrace.agent and telemetry.tracesWriter."
   }
 
   assert {
@@ -319,6 +321,32 @@ run "rejects_a_burn_rate_threshold_of_one_or_less" {
   expect_failures = [var.slo_slow_burn_rate_threshold]
 }
 
+# The Telemetry API (OTLP, issue 17): enabled, and the runtime accounts hold its traces role and no broader one.
+run "telemetry_api_is_enabled_and_runtime_accounts_may_only_write_its_traces" {
+  command = plan
+
+  assert {
+    condition     = contains([for s in google_project_service.enabled : s.service], "telemetry.googleapis.com") && contains([for s in google_project_service.enabled : s.service], "cloudtrace.googleapis.com")
+    error_message = "The Telemetry API (telemetry.googleapis.com) must be enabled, with the Cloud Trace API it stores spans through."
+  }
+
+  assert {
+    condition = alltrue([for sa in ["cloudrun-obs-frontend", "cloudrun-obs-backend"] :
+      contains([for b in google_project_iam_member.runtime : b.role if b.member == "serviceAccount:${sa}@test-project.iam.gserviceaccount.com"], "roles/telemetry.tracesWriter")
+    ])
+    error_message = "Each runtime service account needs roles/telemetry.tracesWriter to send spans to the Telemetry API."
+  }
+
+  assert {
+    condition = length([for b in google_project_iam_member.runtime : b.role if contains([
+      "roles/telemetry.writer", "roles/telemetry.editor", "roles/telemetry.admin", "roles/telemetry.metricsWriter", "roles/telemetry.logsWriter",
+      "roles/cloudtrace.admin", "roles/cloudtrace.user", "roles/monitoring.editor", "roles/monitoring.admin", "roles/logging.admin",
+      "roles/editor", "roles/owner",
+    ], b.role)]) == 0
+    error_message = "No broader role than telemetry.tracesWriter for the runtime accounts: not telemetry.writer, editor or admin, nor the metrics or logs writers (metrics and logs do not go through OTLP)."
+  }
+}
+
 run "build_identity_is_scoped_to_this_deployment" {
   command = plan
 
@@ -350,6 +378,7 @@ run "required_apis_are_enabled" {
     condition = toset([for s in google_project_service.enabled : s.service]) == toset([
       "artifactregistry.googleapis.com", "cloudbuild.googleapis.com", "cloudtrace.googleapis.com",
       "iam.googleapis.com", "logging.googleapis.com", "monitoring.googleapis.com", "run.googleapis.com",
+      "telemetry.googleapis.com",
     ])
     error_message = "The deployment needs exactly these APIs."
   }
