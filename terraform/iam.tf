@@ -1,9 +1,19 @@
 locals {
   # Everything a runtime account may do: write its logs, metrics and spans. Nothing else.
+  # - cloudtrace.agent: spans through Cloud Trace v2 (OTEL_TRACES_EXPORTER=gcp_trace).
+  # - telemetry.tracesWriter: spans through the Telemetry API's OTLP endpoint, telemetry.googleapis.com
+  #   (the default trace path). Its only permission is telemetry.traces.write:
+  #   https://cloud.google.com/iam/docs/roles-permissions/telemetry . cloudtrace.agent holds that
+  #   permission too (https://cloud.google.com/iam/docs/roles-permissions/cloudtrace), so this grant
+  #   adds no permission today; it keeps the OTLP path working when the v2 exporter and its role go.
+  # Metrics stay on Monitoring v3 (monitoring.metricWriter) and logs on Cloud Logging (logWriter).
+  # Sending metrics or logs through OTLP would need roles/telemetry.metricsWriter or
+  # roles/telemetry.logsWriter (Beta); never the broader telemetry.writer, editor or admin.
   runtime_roles = [
     "roles/cloudtrace.agent",
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
+    "roles/telemetry.tracesWriter",
   ]
 
   runtime_bindings = {

@@ -24,6 +24,10 @@ resource "google_project_service" "enabled" {
     "logging.googleapis.com",
     "monitoring.googleapis.com",
     "run.googleapis.com",
+    # The Telemetry API: OTLP ingestion of the services' spans. It checks that the Cloud Trace API is
+    # enabled before it stores them, so both stay on:
+    # https://docs.cloud.google.com/stackdriver/docs/reference/telemetry/v1.traces
+    "telemetry.googleapis.com",
   ])
 
   project            = var.project_id

