@@ -79,6 +79,22 @@ impl Window {
     fn period_seconds(&self) -> f64 {
         self.period as f64 / NANOS_PER_SECOND as f64
     }
+
+    /// The same window, its alignment period raised to a whole number of
+    /// `sampling` intervals. Cloud Monitoring's charts never align a metric
+    /// more finely than it is sampled (their "minimum interval"): a 10 s
+    /// period over points written every 60 s would put a minute's requests
+    /// into one 10 s bucket, six times the real rate, and leave the next
+    /// five empty.
+    fn aligned_to(self, sampling: Option<i64>) -> Self {
+        match sampling {
+            Some(interval) if interval > 0 && self.period % interval != 0 => Self {
+                period: (self.period + interval - 1) / interval * interval,
+                ..self
+            },
+            _ => self,
+        }
+    }
 }
 
 /// Requests and 5xx responses of one route over the whole window.
@@ -106,11 +122,13 @@ pub struct MetricsView {
 
 /// Computes the view of `project` over `window`.
 pub fn view(store: &EmulatorStore, project: &str, window: Window) -> MetricsView {
-    let query = Query_ {
+    let mut query = Query_ {
         store,
         project,
         window,
     };
+    let window = window.aligned_to(query.sampling_interval(REQUEST_DURATION));
+    query.window = window;
     let counts = query.run(
         REQUEST_DURATION,
         Aligner::AlignDelta,
@@ -195,6 +213,41 @@ struct Query_<'a> {
 }
 
 impl Query_<'_> {
+    /// How often `metric_type` is written: the median time between two
+    /// points of a series in the window, rounded to the second (exports
+    /// drift by milliseconds); `None` with fewer than two points.
+    fn sampling_interval(&self, metric_type: &str) -> Option<i64> {
+        let filter = filter::parse(&format!("metric.type = \"{metric_type}\"")).ok()?;
+        let series = read(
+            &self.store.metrics,
+            self.project,
+            &filter,
+            (self.window.start, self.window.end),
+            None,
+        )
+        .ok()?;
+        let mut gaps: Vec<i64> = series
+            .iter()
+            .flat_map(|ts| {
+                let mut ends: Vec<i64> = ts
+                    .points
+                    .iter()
+                    .filter_map(|p| end_of(p.interval.as_ref()?))
+                    .collect();
+                ends.sort_unstable();
+                ends.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+            })
+            .filter(|gap| *gap > 0)
+            .collect();
+        if gaps.is_empty() {
+            return None;
+        }
+        gaps.sort_unstable();
+        let median = gaps[gaps.len() / 2];
+        let seconds = (median + NANOS_PER_SECOND / 2) / NANOS_PER_SECOND;
+        Some(seconds.max(1) * NANOS_PER_SECOND)
+    }
+
     /// `ListTimeSeries` with this aggregation; nothing when the metric is
     /// absent or the aggregation does not apply to it.
     fn run(
@@ -384,8 +437,12 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<Metric
         .filter(|p| projects.contains(p))
         .or_else(|| projects.first().cloned())
         .unwrap_or_else(|| "local".to_owned());
-    let window = Window::ending_at(query.window.as_deref(), now_nanos());
-    let view = view(&store, &project, window);
+    let view = view(
+        &store,
+        &project,
+        Window::ending_at(query.window.as_deref(), now_nanos()),
+    );
+    let window = view.window;
     let chart = |id, title, format: fn(f64) -> String, lines: &Vec<Line>| {
         Chart {
             id,
@@ -531,7 +588,56 @@ mod tests {
         let share = &view.error_share[0].points;
         let (_, last) = share.last().unwrap();
         assert!((last - 100.0 / 3.0).abs() < 0.01, "{share:?}");
+        // Points a minute apart: the 15m window's 30 s period becomes 60 s,
+        // and the last minute's 30 requests are 0.5 per second.
+        assert_eq!(view.window.period, 60 * S);
         let rate = &view.request_rate[0].points;
-        assert_eq!(rate.last().unwrap().1, 30.0 / 30.0);
+        assert_eq!(rate.last().unwrap().1, 30.0 / 60.0);
+    }
+
+    /// `rate` requests per second on one route for `history`, exported
+    /// every `interval` as a cumulative distribution, as the service does.
+    fn steady_traffic(rate: f64, interval: i64, history: i64, now: i64) -> EmulatorStore {
+        let config = EmulatorConfig {
+            max_points: 10_000_000,
+            ..EmulatorConfig::default()
+        };
+        let store = EmulatorStore::new(&config);
+        let start = now - history * S;
+        let mut at = start + interval * S;
+        while at <= now {
+            let total = (rate * ((at - start) / S) as f64).round() as i64;
+            let series = [requests("/api/books", "200", start, at, &[0, total, 0, 0])];
+            let outcome = store.metrics.write("p", &series, at);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+            at += interval * S;
+        }
+        store
+    }
+
+    #[test]
+    fn every_window_charts_the_real_rate_for_slow_and_fast_exports() {
+        let now = now_nanos();
+        for (rate, interval) in [(7.0, 60), (20.0, 60), (7.0, 5), (0.5, 5)] {
+            let store = steady_traffic(rate, interval, 25 * 3600, now);
+            for (name, _, _) in WINDOWS {
+                let view = view(&store, "p", Window::ending_at(Some(name), now));
+                let context = format!("{rate} req/s exported every {interval} s, window {name}");
+                let line = &view.request_rate[0].points;
+                assert!(line.len() >= 2, "{context}: {line:?}");
+                for (_, charted) in line {
+                    assert!(
+                        (charted - rate).abs() <= rate * 0.1,
+                        "{context}: charted {charted}, {line:?}"
+                    );
+                }
+                let seconds = (view.window.end - view.window.start) as f64 / S as f64;
+                let table = view.routes["/api/books"].requests as f64 / seconds;
+                assert!(
+                    (table - rate).abs() <= rate * 0.1,
+                    "{context}: the table says {table}"
+                );
+            }
+        }
     }
 }
