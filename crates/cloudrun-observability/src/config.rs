@@ -52,8 +52,10 @@ pub struct Config {
     /// (default 2048); past it, spans are dropped and counted.
     pub span_queue_size: usize,
     /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds, as the OpenTelemetry
-    /// spec says): how often metrics are exported. Default 60 s; never below
-    /// [`MIN_METRIC_EXPORT_INTERVAL`].
+    /// spec says): how often metrics are exported. Default 60 s (5 s toward
+    /// the embedded emulator); never below [`MIN_METRIC_EXPORT_INTERVAL`]
+    /// toward Google, nor below the embedded emulator's M8 limit at its time
+    /// scale.
     pub metric_export_interval: MetricExportInterval,
     /// `EMULATOR_TERRAFORM_DIR`: with the embedded emulator, evaluate this
     /// Terraform directory's log-based metrics, uptime checks and alert
@@ -75,6 +77,10 @@ pub const MIN_EMULATOR_METRIC_EXPORT_INTERVAL: Duration = Duration::from_millis(
 
 /// The default export interval, the OpenTelemetry spec's.
 pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The default toward the embedded emulator: a developer's own requests
+/// show on the console's charts within seconds, not a minute.
+pub const DEFAULT_EMBEDDED_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The metric export interval, and what was asked for when that was too
 /// short (so telemetry can warn once logging is up).
@@ -187,10 +193,29 @@ impl Config {
         };
         let project_id = var("GOOGLE_CLOUD_PROJECT");
         let emulator_host = var("CLOUD_OPS_EMULATOR_HOST").map(|host| host.trim().to_owned());
-        let minimum_export_interval = if project_id.is_some() && emulator_host.is_none() {
-            MIN_METRIC_EXPORT_INTERVAL
-        } else {
-            MIN_EMULATOR_METRIC_EXPORT_INTERVAL
+        let emulator_time_scale = match var("EMULATOR_TIME_SCALE") {
+            Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
+                name: "EMULATOR_TIME_SCALE",
+                value,
+                reason: "expected a factor from 1 to 3600 (1 is real time)",
+            })?,
+            None => cloud_ops_emulator::time::scale::TimeScale::REAL_TIME,
+        };
+        let export_limits = match (&project_id, &emulator_host) {
+            (Some(_), None) => (DEFAULT_METRIC_EXPORT_INTERVAL, MIN_METRIC_EXPORT_INTERVAL),
+            // An emulator elsewhere may run faster than real time: it
+            // enforces M8 itself, at its own scale.
+            (_, Some(_)) => (
+                DEFAULT_METRIC_EXPORT_INTERVAL,
+                MIN_EMULATOR_METRIC_EXPORT_INTERVAL,
+            ),
+            // The embedded emulator's scale is known: its M8 limit, scaled.
+            (None, None) => (
+                DEFAULT_EMBEDDED_METRIC_EXPORT_INTERVAL,
+                emulator_time_scale
+                    .scale(MIN_METRIC_EXPORT_INTERVAL)
+                    .max(MIN_EMULATOR_METRIC_EXPORT_INTERVAL),
+            ),
         };
         let downstream_url = var("DOWNSTREAM_URL")
             .map(|url| url.trim().trim_end_matches('/').to_owned())
@@ -228,17 +253,10 @@ impl Config {
                 None => DEFAULT_SPAN_QUEUE_SIZE,
             },
             emulator_terraform_dir: var("EMULATOR_TERRAFORM_DIR").map(Into::into),
-            emulator_time_scale: match var("EMULATOR_TIME_SCALE") {
-                Some(value) => value.parse().map_err(|_| ConfigError::Invalid {
-                    name: "EMULATOR_TIME_SCALE",
-                    value,
-                    reason: "expected a factor from 1 to 3600 (1 is real time)",
-                })?,
-                None => cloud_ops_emulator::time::scale::TimeScale::REAL_TIME,
-            },
+            emulator_time_scale,
             metric_export_interval: parse_export_interval(
                 var("OTEL_METRIC_EXPORT_INTERVAL"),
-                minimum_export_interval,
+                export_limits,
             )?,
         })
     }
@@ -297,13 +315,16 @@ fn parse_ratio(
     }
 }
 
-/// Milliseconds, raised to `minimum` when shorter.
+/// Milliseconds, raised to the minimum when shorter; the default when unset.
 fn parse_export_interval(
     value: Option<String>,
-    minimum: Duration,
+    (default, minimum): (Duration, Duration),
 ) -> Result<MetricExportInterval, ConfigError> {
     let Some(value) = value else {
-        return Ok(MetricExportInterval::default());
+        return Ok(MetricExportInterval {
+            interval: default,
+            raised_from: None,
+        });
     };
     let millis = value
         .trim()
@@ -441,7 +462,10 @@ mod tests {
             .metric_export_interval
         };
         assert_eq!(
-            config(&[]).unwrap().metric_export_interval.interval,
+            config(&[("GOOGLE_CLOUD_PROJECT", "p")])
+                .unwrap()
+                .metric_export_interval
+                .interval,
             Duration::from_secs(60)
         );
         assert_eq!(
@@ -471,6 +495,30 @@ mod tests {
         };
         assert_eq!(to_emulator("250").interval, Duration::from_millis(250));
         assert_eq!(to_emulator("10").interval, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn the_embedded_emulator_gets_points_every_5_s_and_never_faster_than_it_accepts() {
+        let embedded = |env: &[(&str, &str)]| config(env).unwrap().metric_export_interval;
+        assert_eq!(embedded(&[]).interval, Duration::from_secs(5));
+        // At real time the emulator takes a point per series every 5 s (M8):
+        // 1 s would have points rejected, so it is raised, with a warning.
+        assert_eq!(
+            embedded(&[("OTEL_METRIC_EXPORT_INTERVAL", "1000")]),
+            MetricExportInterval {
+                interval: Duration::from_secs(5),
+                raised_from: Some(Duration::from_secs(1))
+            }
+        );
+        // At 60x it takes one every 83 ms: 500 ms is fine.
+        assert_eq!(
+            embedded(&[
+                ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+                ("EMULATOR_TIME_SCALE", "60")
+            ])
+            .interval,
+            Duration::from_millis(500)
+        );
     }
 
     #[test]

@@ -101,6 +101,7 @@ pub async fn run_service(config: Config) -> Result<(), ServiceError> {
             emulator = %console,
             "Cloud Trace and Cloud Monitoring emulator (no GOOGLE_CLOUD_PROJECT set): console at http://{console}/"
         );
+        announce_console(&config, addr, console);
     }
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel();
     let signal = async move {
@@ -115,6 +116,21 @@ pub async fn run_service(config: Config) -> Result<(), ServiceError> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The embedded console's address in a line a person reads, on stderr:
+/// on stdout it would be one more JSON log line among many. Only in this
+/// local mode, which Cloud Run never runs.
+fn announce_console(config: &Config, service: std::net::SocketAddr, console: std::net::SocketAddr) {
+    use std::io::IsTerminal as _;
+    eprintln!(
+        "\n  service  http://127.0.0.1:{}/\n  console  http://{console}/   (logs, traces, metrics every {} s, errors)\n",
+        service.port(),
+        config.metric_export_interval.interval.as_secs_f64()
+    );
+    if std::io::stdout().is_terminal() && config.log_format == config::LogFormat::Json {
+        eprintln!("  tip: LOG_FORMAT=pretty prints readable log lines in a terminal\n");
+    }
 }
 
 /// Where telemetry goes; starts the embedded emulator when that is where.

@@ -176,7 +176,7 @@ pub async fn init(
         tracing::warn!(
             requested_ms = requested.as_millis(),
             interval_ms = interval.interval.as_millis(),
-            "OTEL_METRIC_EXPORT_INTERVAL is below the minimum (5 s towards Google, 100 ms towards an emulator); exporting every interval_ms"
+            "OTEL_METRIC_EXPORT_INTERVAL is below the minimum (5 s towards Google and the embedded emulator at real time, divided by EMULATOR_TIME_SCALE; 100 ms towards another emulator); exporting every interval_ms"
         );
     }
     let metrics = metrics::install(
