@@ -18,7 +18,7 @@ fn unary(name: &str, route: &str, input: String, output: String) -> Method {
         .route_name(route)
         .input_type(input)
         .output_type(output)
-        .codec_path("tonic_prost::ProstCodec")
+        .codec_path("crate::grpc::GoogleCodec")
         .build()
 }
 

@@ -74,6 +74,71 @@ pub fn bounded(status: Status) -> Status {
     )
 }
 
+/// Protobuf as Google's front end decodes it: prost's codec, except that a
+/// request that does not parse is `INVALID_ARGUMENT`, the client's fault,
+/// as Google answers it (tonic's own codec says `INTERNAL`, which a client
+/// retries as a server fault). `build.rs` names it for every method.
+#[derive(Debug)]
+pub(crate) struct GoogleCodec<T, U>(tonic_prost::ProstCodec<T, U>);
+
+impl<T, U> Default for GoogleCodec<T, U> {
+    fn default() -> Self {
+        Self(tonic_prost::ProstCodec::default())
+    }
+}
+
+impl<T, U> tonic::codec::Codec for GoogleCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = <tonic_prost::ProstCodec<T, U> as tonic::codec::Codec>::Encoder;
+    type Decoder =
+        ClientFaultDecoder<<tonic_prost::ProstCodec<T, U> as tonic::codec::Codec>::Decoder>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ClientFaultDecoder(self.0.decoder())
+    }
+}
+
+/// A decoder whose parse failures are the client's: `INVALID_ARGUMENT`.
+#[derive(Debug)]
+pub(crate) struct ClientFaultDecoder<D>(D);
+
+impl<D> tonic::codec::Decoder for ClientFaultDecoder<D>
+where
+    D: tonic::codec::Decoder<Error = Status>,
+{
+    type Item = D::Item;
+    type Error = Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, Status> {
+        self.0.decode(buf).map_err(|status| {
+            if status.code() == tonic::Code::Internal {
+                Status::invalid_argument(clip_message(&format!(
+                    "Invalid request: the message does not parse as protobuf: {}",
+                    status.message()
+                )))
+            } else {
+                status
+            }
+        })
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        self.0.buffer_settings()
+    }
+}
+
 /// A page of a list answer: where it starts (from the request's page
 /// token, an offset) and how long it is. Both APIs use offsets as tokens;
 /// each words an unreadable token its own way.

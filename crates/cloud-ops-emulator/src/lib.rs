@@ -18,6 +18,7 @@ pub mod alerting;
 pub mod cli;
 pub mod console;
 pub(crate) mod grpc;
+pub(crate) mod guard;
 pub(crate) mod json;
 pub mod logging;
 pub mod monitoring;
@@ -192,7 +193,7 @@ impl Emulator {
             }
             store.alerting = Some(handle);
         }
-        let app = router(store.clone());
+        let app = guard::protect(router(store.clone()), config.host);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -311,4 +312,5 @@ pub fn router(store: EmulatorStore) -> Router {
     status::routes(store.clone())
         .merge(console::routes(store))
         .merge(grpc)
+        .fallback(guard::not_found)
 }

@@ -259,8 +259,12 @@ pub struct IngestOrigin {
 pub async fn ingest(
     State(store): State<EmulatorStore>,
     Query(origin): Query<IngestOrigin>,
+    headers: axum::http::HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    if let Some(refused) = crate::guard::refuse_simple_post(&headers) {
+        return refused;
+    }
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {

@@ -86,6 +86,7 @@ async fn posted_lines_become_entries_and_a_line_that_is_not_json_is_text() {
     );
     let response = reqwest::Client::new()
         .post(format!("{base}/api/logs"))
+        .header("content-type", "application/x-ndjson")
         .body(body)
         .send()
         .await
@@ -110,6 +111,7 @@ async fn a_ten_megabyte_post_is_refused_with_413_and_a_reason() {
     let base = format!("http://{}", emulator.emulator.local_addr());
     let response = reqwest::Client::new()
         .post(format!("{base}/api/logs"))
+        .header("content-type", "application/x-ndjson")
         .body("x".repeat(10 * 1024 * 1024))
         .send()
         .await
@@ -138,4 +140,60 @@ async fn every_page_answers_and_an_unknown_trace_is_404() {
     }
     let (status, _) = get_text(&format!("{base}/traces/0123456789abcdef0123456789abcdef")).await;
     assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_cross_site_page_cannot_post_logs_or_read_the_console_through_dns_rebinding() {
+    let emulator = TestEmulator::start().await;
+    let addr = emulator.emulator.local_addr();
+    let base = format!("http://{addr}");
+    let client = reqwest::Client::new();
+    // What a form or fetch() without preflight may send from any website.
+    for simple in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ] {
+        let response = client
+            .post(format!("{base}/api/logs"))
+            .header("content-type", simple)
+            .body("{\"severity\":\"ERROR\",\"message\":\"forged\"}\n")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 415, "{simple}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "unsupported_content_type");
+    }
+    assert_eq!(emulator.emulator.store().logs.stats().entries_received, 0);
+    // A rebound name reaches the loopback port, with its own Host header.
+    for path in ["/", "/logs", "/api/status", "/api/incidents"] {
+        let response = client
+            .get(format!("{base}{path}"))
+            .header("host", "evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        let text = response.text().await.unwrap();
+        assert!(text.contains("forbidden_host"), "{text}");
+    }
+    let response = client
+        .get(format!("http://localhost:{}/api/status", addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn unknown_console_paths_are_404_with_a_reason() {
+    let emulator = TestEmulator::start().await;
+    let base = format!("http://{}", emulator.emulator.local_addr());
+    for path in ["/nope", "/traces/x/y", "/api/unknown"] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "not_found", "{path}");
+    }
 }

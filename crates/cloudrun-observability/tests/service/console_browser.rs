@@ -275,6 +275,7 @@ async fn post_logs(emulator: &str, services: &[&ServiceProcess]) {
     for service in services {
         let response = reqwest::Client::new()
             .post(format!("http://{emulator}/api/logs"))
+            .header("content-type", "application/x-ndjson")
             .body(service.lines().join("\n"))
             .send()
             .await
