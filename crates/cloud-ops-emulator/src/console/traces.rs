@@ -8,11 +8,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use gcloud_sdk::google::devtools::cloudtrace::v2::attribute_value;
 use gcloud_sdk::google::devtools::cloudtrace::v2::span::{time_event, Attributes, SpanKind};
 use maud::{html, Markup};
+use serde::Deserialize;
 
 use super::layout::{self, Section};
 use crate::time::timestamp::to_nanos;
@@ -95,13 +96,15 @@ impl TraceView {
         })
     }
 
-    /// The earliest span whose parent is not in the trace.
+    /// The earliest span whose parent is not in the trace; when parents
+    /// form a cycle and there is none, the earliest span.
     pub fn root(&self) -> Option<&SpanView> {
         let ids: HashSet<&str> = self.spans.iter().map(SpanView::span_id).collect();
         self.spans
             .iter()
             .filter(|s| s.parent_id().is_empty() || !ids.contains(s.parent_id()))
             .min_by_key(|s| s.start)
+            .or_else(|| self.spans.iter().min_by_key(|s| s.start))
     }
 
     pub fn failed(&self) -> bool {
@@ -159,14 +162,28 @@ impl TraceView {
         let mut out = Vec::with_capacity(self.spans.len());
         let mut seen = HashSet::new();
         let mut stack: Vec<(usize, &SpanView)> = roots.into_iter().rev().map(|s| (0, s)).collect();
-        while let Some((depth, span)) = stack.pop() {
-            // A span id repeated by a buggy client must not loop forever.
-            if !seen.insert(span.span_id()) {
-                continue;
+        loop {
+            while let Some((depth, span)) = stack.pop() {
+                // A span id repeated by a buggy client must not loop forever.
+                if !seen.insert(span.span_id()) {
+                    continue;
+                }
+                out.push((depth, span));
+                if let Some(kids) = children.get(span.span_id()) {
+                    stack.extend(kids.iter().rev().map(|k| (depth + 1, *k)));
+                }
             }
-            out.push((depth, span));
-            if let Some(kids) = children.get(span.span_id()) {
-                stack.extend(kids.iter().rev().map(|k| (depth + 1, *k)));
+            // Spans whose parents form a cycle hang from no root: the
+            // earliest of those left starts a tree of its own, so that no
+            // span the emulator stored is missing from the page.
+            match self
+                .spans
+                .iter()
+                .filter(|s| !seen.contains(s.span_id()))
+                .min_by_key(|s| s.start)
+            {
+                Some(orphan) => stack.push((0, orphan)),
+                None => break,
             }
         }
         out
@@ -190,13 +207,93 @@ pub fn all_traces(store: &EmulatorStore) -> Vec<TraceView> {
     traces
 }
 
+/// `/traces?route=&status=&min_ms=`: Cloud Trace explorer's filters, on the
+/// root span. `route` is the root's `http.route` (or its name), `status` an
+/// HTTP status (`502`), a class (`5xx`) or `error` (a span failed),
+/// `min_ms` the least duration.
+#[derive(Debug, Default, Deserialize)]
+pub struct TraceFilter {
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub min_ms: Option<String>,
+}
+
+impl TraceFilter {
+    fn min_nanos(&self) -> Option<i64> {
+        let ms: f64 = self.min_ms.as_deref()?.trim().parse().ok()?;
+        (ms.is_finite() && ms >= 0.0).then(|| (ms * 1e6) as i64)
+    }
+
+    /// Whether `trace` passes every filter that is set.
+    pub fn matches(&self, trace: &TraceView) -> bool {
+        let root = trace.root();
+        let attributes = root.and_then(|r| r.stored.span.attributes.as_ref());
+        let route_ok = match self
+            .route
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+        {
+            None => true,
+            Some(wanted) => {
+                attribute(attributes, "/http/route")
+                    .or_else(|| attribute(attributes, "http.route"))
+                    .is_some_and(|route| route == wanted)
+                    || root.is_some_and(|r| r.name.contains(wanted))
+            }
+        };
+        let status_ok = match self
+            .status
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            None => true,
+            Some("error") => trace.failed(),
+            Some(wanted) => attribute(attributes, "/http/status_code")
+                .or_else(|| attribute(attributes, "http.response.status_code"))
+                .is_some_and(|code| match wanted.strip_suffix("xx") {
+                    Some(class) => code.starts_with(class) && code.len() == 3,
+                    None => code == wanted,
+                }),
+        };
+        let long_enough = self
+            .min_nanos()
+            .is_none_or(|least| trace.end - trace.start >= least);
+        route_ok && status_ok && long_enough
+    }
+}
+
 /// `GET /traces`.
-pub async fn list_page(State(store): State<EmulatorStore>) -> Markup {
-    let traces = all_traces(&store);
+pub async fn list_page(
+    State(store): State<EmulatorStore>,
+    Query(filter): Query<TraceFilter>,
+) -> Markup {
+    let all = all_traces(&store);
+    let total = all.len();
+    let traces: Vec<&TraceView> = all.iter().filter(|t| filter.matches(t)).collect();
+    let field = |value: &Option<String>| value.clone().unwrap_or_default();
     let body = html! {
-        p.muted { (traces.len()) " traces, newest first" @if traces.len() > LIST_LIMIT { " (showing " (LIST_LIMIT) ")" } "." }
+        form.filters method="get" action="/traces" {
+            label { "Route " input type="text" name="route" placeholder="/api/orders" value=(field(&filter.route)); }
+            " "
+            label { "Status " input type="text" name="status" size="6" placeholder="5xx, 502, error" value=(field(&filter.status)); }
+            " "
+            label { "Min latency (ms) " input type="text" name="min_ms" size="6" placeholder="500" value=(field(&filter.min_ms)); }
+            " "
+            button type="submit" { "Filter" }
+            " " a href="/traces" { "clear" }
+        }
+        p.muted { (traces.len()) " of " (total) " traces, newest first" @if traces.len() > LIST_LIMIT { " (showing " (LIST_LIMIT) ")" } "." }
         @if traces.is_empty() {
-            p { "No traces yet. Point a service at this emulator with CLOUD_OPS_EMULATOR_HOST." }
+            @if total == 0 {
+                p { "No traces yet. Point a service at this emulator with CLOUD_OPS_EMULATOR_HOST." }
+            } @else {
+                p { "No trace matches these filters." }
+            }
         } @else {
             table #trace-list {
                 tr { th { "Start (UTC)" } th { "Root span" } th { "Duration" } th { "Spans" } th { "Processes" } th { "Status" } th { "Trace id" } }
@@ -476,6 +573,50 @@ mod tests {
             vec![span("a", "b", 1, 2), span("b", "a", 1, 2)],
         )
         .unwrap();
-        assert!(trace.tree().len() <= 2);
+        let tree: Vec<&str> = trace.tree().iter().map(|(_, s)| s.span_id()).collect();
+        assert_eq!(tree.len(), 2, "every span shows: {tree:?}");
+        assert!(
+            trace.root().is_some(),
+            "a trace of only a cycle still has a root"
+        );
+    }
+
+    #[test]
+    fn the_list_filters_by_route_status_and_latency_of_the_root() {
+        let with = |route: &str, status: &str, start: i64, end: i64| {
+            let mut root = span("r", "", start, end);
+            root.span.attributes = Some(Attributes::default());
+            if let Some(attrs) = root.span.attributes.as_mut() {
+                for (key, value) in [("/http/route", route), ("/http/status_code", status)] {
+                    attrs.attribute_map.insert(
+                        key.to_owned(),
+                        gcloud_sdk::google::devtools::cloudtrace::v2::AttributeValue {
+                            value: Some(attribute_value::Value::StringValue(
+                                gcloud_sdk::google::devtools::cloudtrace::v2::TruncatableString {
+                                    value: value.to_owned(),
+                                    truncated_byte_count: 0,
+                                },
+                            )),
+                        },
+                    );
+                }
+            }
+            TraceView::new("p".into(), "t".into(), vec![root]).unwrap()
+        };
+        // Times in seconds: a 2 s failed order and an instant read.
+        let slow_failure = with("/api/orders", "502", 0, 2);
+        let quick_read = with("/api/books/{id}", "200", 0, 0);
+        let filter = |route: &str, status: &str, min_ms: &str| TraceFilter {
+            route: Some(route.into()),
+            status: Some(status.into()),
+            min_ms: Some(min_ms.into()),
+        };
+        assert!(filter("/api/orders", "5xx", "500").matches(&slow_failure));
+        assert!(filter("", "502", "").matches(&slow_failure));
+        assert!(!filter("/api/orders", "", "").matches(&quick_read));
+        assert!(!filter("", "5xx", "").matches(&quick_read));
+        assert!(!filter("", "", "500").matches(&quick_read));
+        assert!(filter("/api/books/{id}", "2xx", "0").matches(&quick_read));
+        assert!(TraceFilter::default().matches(&quick_read));
     }
 }
