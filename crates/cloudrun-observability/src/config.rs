@@ -75,6 +75,9 @@ pub const MIN_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
 /// (`emulator --time-scale 60` accepts a point every 83 ms).
 pub const MIN_EMULATOR_METRIC_EXPORT_INTERVAL: Duration = Duration::from_millis(100);
 
+/// The metadata server's name on Google Cloud.
+pub const METADATA_SERVER: &str = "metadata.google.internal";
+
 /// The default export interval, the OpenTelemetry spec's.
 pub const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -279,6 +282,16 @@ impl Config {
             (Some(host), _) => TelemetryBackend::Emulator(host.clone()),
             (None, Some(_)) => TelemetryBackend::Google,
             (None, None) => TelemetryBackend::EmbeddedEmulator,
+        }
+    }
+
+    /// The metadata server to ask, `host[:port]`: `GCE_METADATA_HOST`, else
+    /// Cloud Run's own when on Cloud Run; `None` elsewhere.
+    pub fn metadata_server(&self) -> Option<String> {
+        match (&self.metadata_host, &self.cloud_run) {
+            (Some(host), _) => Some(host.clone()),
+            (None, Some(_)) => Some(METADATA_SERVER.to_owned()),
+            (None, None) => None,
         }
     }
 

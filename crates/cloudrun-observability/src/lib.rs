@@ -65,12 +65,17 @@ pub enum ServiceError {
     Emulator(#[from] EmulatorError),
     #[error("the server failed")]
     Serve(#[from] std::io::Error),
+    #[error(
+        "on Cloud Run (K_SERVICE is set) but no Google Cloud project: GOOGLE_CLOUD_PROJECT is unset and the metadata server at {metadata} did not give project/project-id; set GOOGLE_CLOUD_PROJECT (traces and metrics would otherwise go nowhere)"
+    )]
+    NoProject { metadata: String },
 }
 
 /// Runs the service until SIGTERM or Ctrl-C: sets up telemetry (starting an
 /// emulator of its own when no Google project or emulator is configured),
 /// serves, drains in-flight requests, flushes telemetry.
-pub async fn run_service(config: Config) -> Result<(), ServiceError> {
+pub async fn run_service(mut config: Config) -> Result<(), ServiceError> {
+    resolve_project(&mut config).await?;
     let (endpoint, embedded) = telemetry_endpoint(&config).await?;
     // The embedded emulator's console shows this service's own log lines.
     let log_tee = embedded.as_ref().map(|emulator| {
@@ -130,6 +135,31 @@ fn announce_console(config: &Config, service: std::net::SocketAddr, console: std
     );
     if std::io::stdout().is_terminal() && config.log_format == config::LogFormat::Json {
         eprintln!("  tip: LOG_FORMAT=pretty prints readable log lines in a terminal\n");
+    }
+}
+
+/// On Cloud Run without `GOOGLE_CLOUD_PROJECT` (Cloud Run does not set it),
+/// the project comes from the metadata server, as Google's own libraries
+/// find it. Without one, the service would start its embedded emulator and
+/// its traces and metrics would silently stay inside the instance: it
+/// refuses to start instead, saying why.
+async fn resolve_project(config: &mut Config) -> Result<(), ServiceError> {
+    let chosen = config.project_id.is_some() || config.emulator_host.is_some();
+    if chosen || config.cloud_run.is_none() || !config.telemetry_enabled {
+        return Ok(());
+    }
+    let Some(metadata) = config.metadata_server() else {
+        return Ok(());
+    };
+    match platform::metadata::MetadataClient::new(metadata.clone())
+        .project_id()
+        .await
+    {
+        Some(project) => {
+            config.project_id = Some(project);
+            Ok(())
+        }
+        None => Err(ServiceError::NoProject { metadata }),
     }
 }
 
@@ -203,6 +233,66 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A metadata server on loopback that knows the project, or nothing.
+    async fn metadata_server(project: Option<&'static str>) -> String {
+        use axum::routing::get;
+        let mut router = axum::Router::new();
+        if let Some(project) = project {
+            router = router.route(
+                "/computeMetadata/v1/project/project-id",
+                get(move || async move { ([("metadata-flavor", "Google")], project) }),
+            );
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        addr.to_string()
+    }
+
+    fn cloud_run_config(metadata: &str, extra: &[(&str, &str)]) -> Config {
+        let mut vars = vec![("K_SERVICE", "frontend"), ("GCE_METADATA_HOST", metadata)];
+        vars.extend_from_slice(extra);
+        Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| (*value).to_owned())
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn on_cloud_run_without_google_cloud_project_the_metadata_server_names_the_project() {
+        let metadata = metadata_server(Some("shop-prod")).await;
+        let mut config = cloud_run_config(&metadata, &[]);
+        assert_eq!(
+            config.telemetry_backend(),
+            TelemetryBackend::EmbeddedEmulator
+        );
+        resolve_project(&mut config).await.unwrap();
+        assert_eq!(config.project_id.as_deref(), Some("shop-prod"));
+        assert_eq!(config.telemetry_backend(), TelemetryBackend::Google);
+    }
+
+    #[tokio::test]
+    async fn on_cloud_run_with_no_project_anywhere_the_service_refuses_to_start() {
+        let metadata = metadata_server(None).await;
+        let mut config = cloud_run_config(&metadata, &[]);
+        let error = resolve_project(&mut config).await.unwrap_err();
+        assert!(matches!(error, ServiceError::NoProject { .. }));
+        assert!(
+            error.to_string().contains("set GOOGLE_CLOUD_PROJECT"),
+            "{error}"
+        );
+        // A project or an emulator chosen explicitly is never second-guessed.
+        for chosen in [
+            ("GOOGLE_CLOUD_PROJECT", "p"),
+            ("CLOUD_OPS_EMULATOR_HOST", "127.0.0.1:1"),
+        ] {
+            let mut config = cloud_run_config(&metadata, &[chosen]);
+            resolve_project(&mut config).await.unwrap();
+        }
+    }
 
     #[test]
     fn the_flush_gets_what_draining_left_of_the_grace_period() {

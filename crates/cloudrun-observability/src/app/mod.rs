@@ -176,15 +176,10 @@ impl Application {
 /// metadata server provides it. (Without `DOWNSTREAM_URL` this process is
 /// its own downstream and needs none.)
 fn id_token_source(config: &Config) -> Option<MetadataClient> {
-    let on_cloud_run = config.cloud_run.is_some();
-    (on_cloud_run && config.downstream_url.is_some()).then(|| {
-        MetadataClient::new(
-            config
-                .metadata_host
-                .clone()
-                .unwrap_or_else(|| "metadata.google.internal".to_owned()),
-        )
-    })
+    if config.cloud_run.is_none() || config.downstream_url.is_none() {
+        return None;
+    }
+    config.metadata_server().map(MetadataClient::new)
 }
 
 /// Which optional parts the router has.

@@ -37,6 +37,12 @@ impl MetadataClient {
         region.rsplit('/').next().map(str::to_owned)
     }
 
+    /// The project the instance runs in, as Google's client libraries
+    /// find it when `GOOGLE_CLOUD_PROJECT` is unset (Cloud Run does not set it).
+    pub async fn project_id(&self) -> Option<String> {
+        self.get("project/project-id").await
+    }
+
     pub async fn instance_id(&self) -> Option<String> {
         self.get("instance/id").await
     }

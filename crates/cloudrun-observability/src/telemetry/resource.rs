@@ -32,12 +32,7 @@ impl InstanceIdentity {
     /// Reads the metadata server when on Cloud Run or when
     /// `GCE_METADATA_HOST` points at one; never fails.
     pub async fn detect(config: &Config) -> Self {
-        let metadata = match &config.metadata_host {
-            Some(host) => Some(host.clone()),
-            None if config.cloud_run.is_some() => Some("metadata.google.internal".to_owned()),
-            None => None,
-        };
-        let (region, instance_id) = match metadata {
+        let (region, instance_id) = match config.metadata_server() {
             Some(host) => {
                 let client = MetadataClient::new(host);
                 tokio::join!(client.region(), client.instance_id())

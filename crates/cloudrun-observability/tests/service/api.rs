@@ -16,7 +16,11 @@ async fn error_of(response: reqwest::Response) -> (u16, Value) {
 
 #[tokio::test]
 async fn root_health_and_books_answer_json() {
-    let service = spawn_service(&[("K_SERVICE", "frontend"), ("K_REVISION", "frontend-00042")]);
+    let service = spawn_service(&[
+        ("K_SERVICE", "frontend"),
+        ("K_REVISION", "frontend-00042"),
+        ("TELEMETRY", "off"),
+    ]);
     let root: Value = service.get("/").await.json().await.unwrap();
     assert_eq!(root["service"], "frontend");
     assert_eq!(root["revision"], "frontend-00042");
@@ -202,7 +206,7 @@ async fn the_slow_route_sleeps_and_refuses_too_long_a_wait() {
 
 #[tokio::test]
 async fn fault_routes_are_off_on_cloud_run_unless_enabled() {
-    let on_run = spawn_service(&[("K_SERVICE", "frontend")]);
+    let on_run = spawn_service(&[("K_SERVICE", "frontend"), ("TELEMETRY", "off")]);
     for path in [
         "/api/faults/error",
         "/api/faults/panic",
@@ -211,14 +215,18 @@ async fn fault_routes_are_off_on_cloud_run_unless_enabled() {
         let response = on_run.get(path).await;
         assert_eq!(response.status(), 404, "{path}");
     }
-    let enabled = spawn_service(&[("K_SERVICE", "frontend"), ("ENABLE_FAULT_ROUTES", "true")]);
+    let enabled = spawn_service(&[
+        ("K_SERVICE", "frontend"),
+        ("ENABLE_FAULT_ROUTES", "true"),
+        ("TELEMETRY", "off"),
+    ]);
     let response = enabled.get("/api/faults/error").await;
     assert_eq!(response.status(), 500);
 }
 
 #[tokio::test]
 async fn a_visitor_gets_one_session_cookie_and_probes_get_none() {
-    let service = spawn_service(&[("K_SERVICE", "frontend")]);
+    let service = spawn_service(&[("K_SERVICE", "frontend"), ("TELEMETRY", "off")]);
     let first = service.get("/api/books").await;
     let cookie = first.headers()["set-cookie"].to_str().unwrap().to_owned();
     assert!(cookie.starts_with("sid="), "{cookie}");

@@ -198,10 +198,15 @@ async fn without_an_id_token_the_order_fails_clearly() {
         .to_string();
     let seen = Seen::default();
     let backend_url = format!("http://{}", serve(backend(seen.clone())).await);
+    // Telemetry to an emulator: on Cloud Run without a project the service
+    // would ask this (broken) metadata server for one and refuse to start.
+    let emulator = crate::emulator_helpers::TestEmulator::start().await;
+    let emulator_host = emulator.emulator.local_addr().to_string();
     let frontend = spawn_service(&[
         ("K_SERVICE", "frontend"),
         ("GCE_METADATA_HOST", &not_metadata),
         ("DOWNSTREAM_URL", &backend_url),
+        ("CLOUD_OPS_EMULATOR_HOST", &emulator_host),
     ]);
     let response = frontend
         .post_json("/api/orders", &json!({"book_id": 1, "quantity": 1}))
