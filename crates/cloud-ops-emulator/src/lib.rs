@@ -132,6 +132,8 @@ pub enum EmulatorError {
     Signal(std::io::Error),
     #[error(transparent)]
     Alerting(#[from] alerting::AlertingError),
+    #[error("cannot start the emulator's own runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 /// Cheap clonable handle to everything the emulator has stored.
@@ -209,7 +211,48 @@ impl Emulator {
             store,
             stop: stop_tx,
             task,
+            runtime: None,
         })
+    }
+
+    /// [`Emulator::start`] on a runtime and threads of its own, for an
+    /// emulator embedded in another program: a console page over 100 000
+    /// spans or a flood of posted log lines then takes the emulator's two
+    /// worker threads, never the host program's. The runtime ends when the
+    /// returned emulator is shut down or dropped.
+    ///
+    /// # Errors
+    /// As [`Emulator::start`], or [`EmulatorError::Runtime`] when the
+    /// thread or runtime cannot be created.
+    pub async fn start_isolated(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+        let (started_tx, started_rx) = oneshot::channel();
+        let (keep_tx, keep_rx) = oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("emulator")
+            .on_thread_start(yield_to_the_host)
+            .enable_all()
+            .build()
+            .map_err(EmulatorError::Runtime)?;
+        std::thread::Builder::new()
+            .name("emulator-runtime".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let started = Emulator::start(config).await;
+                    let failed = started.is_err();
+                    let _ = started_tx.send(started);
+                    if !failed {
+                        // Until the RunningEmulator (holding keep_tx) is gone.
+                        let _ = keep_rx.await;
+                    }
+                });
+            })
+            .map_err(EmulatorError::Runtime)?;
+        let mut running = started_rx.await.map_err(|_| {
+            EmulatorError::Runtime(std::io::Error::other("the emulator's thread ended"))
+        })??;
+        running.runtime = Some(keep_tx);
+        Ok(running)
     }
 
     /// Runs the emulator standalone until Ctrl-C or SIGTERM, printing where it
@@ -250,6 +293,19 @@ impl Emulator {
     }
 }
 
+/// Lowers the calling thread's scheduling priority (nice 10), so that
+/// when the emulator and its host program want the same cores, the host
+/// (the service being developed) wins: the emulator's pages and ingest may
+/// slow down, the service's requests do not. Linux sets nice per thread.
+fn yield_to_the_host() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority with PRIO_PROCESS and id 0 changes only the
+    // calling thread's nice value; it touches no memory.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 async fn wait_for_signal() -> Result<(), EmulatorError> {
     #[cfg(unix)]
     {
@@ -274,6 +330,9 @@ pub struct RunningEmulator {
     store: EmulatorStore,
     stop: oneshot::Sender<()>,
     task: JoinHandle<Result<(), EmulatorError>>,
+    /// With [`Emulator::start_isolated`]: dropped with the emulator, which
+    /// lets its runtime's thread end.
+    runtime: Option<oneshot::Sender<()>>,
 }
 
 impl RunningEmulator {

@@ -192,10 +192,10 @@ async fn start_embedded_emulator(config: &Config) -> Result<RunningEmulator, Emu
         config.emulator_time_scale,
         config.trace_project(),
     );
-    match Emulator::start(emulator_config.clone()).await {
+    match Emulator::start_isolated(emulator_config.clone()).await {
         Ok(emulator) => Ok(emulator),
         Err(EmulatorError::Bind { .. }) => {
-            Emulator::start(EmulatorConfig {
+            Emulator::start_isolated(EmulatorConfig {
                 port: 0,
                 ..emulator_config
             })

@@ -276,9 +276,20 @@ pub async fn ingest(
         }
     };
     let source = origin.service.as_deref().map(LogSource::local);
-    let accepted = store
-        .logs
-        .ingest_text_from(&String::from_utf8_lossy(&body), source.as_ref());
+    // Parsing megabytes of lines is CPU work: off the async workers, so
+    // that gRPC ingest and the pages keep answering meanwhile.
+    let logs = store.logs.clone();
+    let parsed = tokio::task::spawn_blocking(move || {
+        logs.ingest_text_from(&String::from_utf8_lossy(&body), source.as_ref())
+    })
+    .await;
+    let Ok(accepted) = parsed else {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "log lines could not be parsed",
+        )
+            .into_response();
+    };
     (
         StatusCode::OK,
         Json(serde_json::json!({ "accepted": accepted })),
