@@ -195,6 +195,21 @@ async fn a_burst_of_5xx_opens_the_availability_burn_rate_incident_and_recovery_c
     assert!(!incident.documentation.content.is_empty());
     burst.await.unwrap();
 
+    // The console's SLO page: both SLOs, a burn-rate chart per alert window
+    // with points in it, the budget spent, and the incident.
+    let page = reqwest::get(format!("http://{}/slo", deployed.local_addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"data-slo="availability""#), "{page}");
+    assert!(page.contains(r#"data-slo="latency""#));
+    assert!(page.contains(r#"data-chart="burn-availability-3600""#), "{page}");
+    assert!(!page.contains(r#"data-chart="burn-availability-3600" data-points="0""#));
+    assert!(page.contains("Error budget left"));
+    assert!(page.contains(&incident.policy_name), "{page}");
+
     // Healthy traffic again: once the burst leaves the windows, it closes.
     let recovery = load(&service, 40.0, Duration::from_secs(45), 0.0);
     wait_until_closed(&deployed, &incident, Duration::from_secs(45)).await;
