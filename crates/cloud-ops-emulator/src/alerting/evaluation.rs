@@ -24,7 +24,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 
-use super::policy::{Absent, Comparison, Condition, ConditionKind, Query, SloThreshold, Threshold, Trigger};
+use super::policy::{
+    Absent, Comparison, Condition, ConditionKind, Query, SloThreshold, Threshold, Trigger,
+};
 use super::slo::Slo;
 use crate::monitoring::aggregation::{self, AggregationError, Spec};
 use crate::monitoring::store::MetricStore;

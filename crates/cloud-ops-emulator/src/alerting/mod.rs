@@ -43,12 +43,12 @@ use self::incidents::{new_incident_id, DocumentationView, Incident, IncidentStor
 use self::notifications::{resource_display, Notifier};
 use self::policy::{AlertPolicy, Combiner, ConditionKind, NotificationChannel};
 use self::slo::Slo;
+use super::EmulatorStore;
 use crate::logging::metrics::{LogMetric, LogMetricsCollector};
+use crate::monitoring::uptime::{self, UptimeCheck};
 use crate::terraform::{self, TerraformError, VariableInputs};
 use crate::time::scale::TimeScale;
 use crate::time::timestamp::now_nanos;
-use crate::monitoring::uptime::{self, UptimeCheck};
-use super::EmulatorStore;
 
 /// Cloud Logging writes log-based metric points about once a minute.
 const LOG_METRIC_PERIOD: Duration = Duration::from_secs(60);

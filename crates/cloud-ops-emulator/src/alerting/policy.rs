@@ -376,7 +376,11 @@ fn is_slo_selector(block: &Value) -> bool {
 fn parse_slo_threshold(block: &Value) -> Result<SloThreshold, String> {
     let filter_text = block["filter"].as_str().unwrap_or_default().to_owned();
     let selector = SloSelector::parse(&filter_text).map_err(|error| format!("filter: {error}"))?;
-    for key in ["aggregations", "denominator_filter", "denominator_aggregations"] {
+    for key in [
+        "aggregations",
+        "denominator_filter",
+        "denominator_aggregations",
+    ] {
         let used = match &block[key] {
             Value::Null => false,
             Value::String(text) => !text.is_empty(),

@@ -122,7 +122,8 @@ impl SloNumbers {
     /// How many times faster than sustainable the budget is being spent:
     /// the share of bad events over `1 - goal`.
     pub fn burn_rate(self) -> Option<f64> {
-        (self.counts.total > 0.0).then(|| (self.counts.bad() / self.counts.total) / (1.0 - self.goal))
+        (self.counts.total > 0.0)
+            .then(|| (self.counts.bad() / self.counts.total) / (1.0 - self.goal))
     }
 }
 
@@ -172,7 +173,8 @@ impl Slo {
         let request_based = request_based
             .first()
             .ok_or_else(|| fail("request_based_sli is required".to_owned()))?;
-        let sli = parse_request_based(request_based).map_err(|reason| fail(format!("request_based_sli: {reason}")))?;
+        let sli = parse_request_based(request_based)
+            .map_err(|reason| fail(format!("request_based_sli: {reason}")))?;
         let service_id = json["service"].as_str().unwrap_or_default().to_owned();
         let slo_id = json["slo_id"]
             .as_str()
@@ -238,15 +240,15 @@ impl Slo {
                     _ => Counts::default(),
                 })
             }
-            Sli::DistributionCut { filter, min, max } => {
-                Ok(match sum_distribution(store, project, filter, (start, end))? {
+            Sli::DistributionCut { filter, min, max } => Ok(
+                match sum_distribution(store, project, filter, (start, end))? {
                     Some(dist) => Counts {
                         good: count_in_range(&dist, *min, *max),
                         total: dist.count as f64,
                     },
                     None => Counts::default(),
-                })
-            }
+                },
+            ),
         }
     }
 
@@ -287,7 +289,9 @@ impl Slo {
             SelectorKind::BurnRate => numbers.burn_rate(),
             SelectorKind::Health => numbers.sli(),
             SelectorKind::BudgetFraction => numbers.budget_fraction(),
-            SelectorKind::Budget => (numbers.counts.total > 0.0).then(|| numbers.budget_remaining()),
+            SelectorKind::Budget => {
+                (numbers.counts.total > 0.0).then(|| numbers.budget_remaining())
+            }
         })
     }
 }
@@ -297,8 +301,7 @@ fn parse_request_based(block: &Value) -> Result<Sli, String> {
         let filter_of = |key: &str| -> Result<Option<Filter>, String> {
             match ratio[key].as_str() {
                 Some(text) if !text.trim().is_empty() => {
-                    let parsed =
-                        filter::parse(text).map_err(|error| format!("{key}: {error}"))?;
+                    let parsed = filter::parse(text).map_err(|error| format!("{key}: {error}"))?;
                     if parsed.metric_types().len() != 1 {
                         return Err(format!("{key} must name exactly one metric.type"));
                     }
@@ -356,7 +359,13 @@ fn sum_numbers(
     filter: &Filter,
     (start, end): (i64, i64),
 ) -> Result<f64, EvaluationError> {
-    let output = aggregation::read(store, project, filter, (start, end), Some(&summing(start, end)))?;
+    let output = aggregation::read(
+        store,
+        project,
+        filter,
+        (start, end),
+        Some(&summing(start, end)),
+    )?;
     let mut sum = 0.0;
     for series in &output {
         for point in &series.points {
@@ -384,7 +393,13 @@ fn sum_distribution(
     filter: &Filter,
     (start, end): (i64, i64),
 ) -> Result<Option<Dist>, EvaluationError> {
-    let output = aggregation::read(store, project, filter, (start, end), Some(&summing(start, end)))?;
+    let output = aggregation::read(
+        store,
+        project,
+        filter,
+        (start, end),
+        Some(&summing(start, end)),
+    )?;
     let mut total: Option<Dist> = None;
     for series in &output {
         for point in &series.points {
@@ -635,7 +650,10 @@ mod tests {
         assert_eq!(digits(spent.burn_rate().unwrap()), digits(1.0));
         assert_eq!(digits(spent.sli().unwrap()), digits(0.95));
         let one_more = numbers(0.95, 949.0, 1000.0);
-        assert!(one_more.budget_remaining() < 0.0, "one more failure misses the goal");
+        assert!(
+            one_more.budget_remaining() < 0.0,
+            "one more failure misses the goal"
+        );
     }
 
     #[test]
@@ -645,7 +663,8 @@ mod tests {
         // 1 for 3 days 10 %. Traffic: 100 000 eligible requests an hour.
         let per_hour = 100_000.0;
         let period_total = per_hour * 24.0 * 30.0;
-        for (hours, burn_rate, consumed) in [(1.0, 14.4, 0.02), (6.0, 6.0, 0.05), (72.0, 1.0, 0.10)] {
+        for (hours, burn_rate, consumed) in [(1.0, 14.4, 0.02), (6.0, 6.0, 0.05), (72.0, 1.0, 0.10)]
+        {
             let total = per_hour * hours;
             let bad = total * (1.0 - 0.999) * burn_rate;
             let window = numbers(0.999, total - bad, total);
@@ -676,10 +695,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(burn.kind, SelectorKind::BurnRate);
-        assert_eq!(burn.slo_name, "projects/p/services/s/serviceLevelObjectives/a");
+        assert_eq!(
+            burn.slo_name,
+            "projects/p/services/s/serviceLevelObjectives/a"
+        );
         assert_eq!(burn.lookback, Some(Duration::from_secs(3600)));
-        for (text, seconds) in [("60m", 3600.0), ("1h", 3600.0), ("300s", 300.0), ("1.5h", 5400.0), ("500ms", 0.5)] {
-            assert_eq!(parse_lookback(text).unwrap().as_secs_f64(), seconds, "{text}");
+        for (text, seconds) in [
+            ("60m", 3600.0),
+            ("1h", 3600.0),
+            ("300s", 300.0),
+            ("1.5h", 5400.0),
+            ("500ms", 0.5),
+        ] {
+            assert_eq!(
+                parse_lookback(text).unwrap().as_secs_f64(),
+                seconds,
+                "{text}"
+            );
         }
         assert_eq!(
             SloSelector::parse(r#" select_slo_budget_fraction( "x" ) "#).unwrap(),
@@ -690,15 +722,26 @@ mod tests {
             }
         );
         assert_eq!(
-            SloSelector::parse(r#"select_slo_health("x", "1h")"#).unwrap().lookback,
+            SloSelector::parse(r#"select_slo_health("x", "1h")"#)
+                .unwrap()
+                .lookback,
             Some(Duration::from_secs(3600))
         );
         for (text, expected) in [
             (r#"select_slo_burn_rate("x")"#, "needs a lookback period"),
             (r#"select_slo_budget("x", "1h")"#, "takes only the SLO name"),
-            (r#"select_slo_burn_rate("x", "1d")"#, "unit ns, us, ms, s, m or h"),
-            (r#"select_slo_burn_rate("x", "-5s")"#, "unit ns, us, ms, s, m or h"),
-            (r#"select_slo_counts("x")"#, "not an SLO selector the emulator evaluates"),
+            (
+                r#"select_slo_burn_rate("x", "1d")"#,
+                "unit ns, us, ms, s, m or h",
+            ),
+            (
+                r#"select_slo_burn_rate("x", "-5s")"#,
+                "unit ns, us, ms, s, m or h",
+            ),
+            (
+                r#"select_slo_counts("x")"#,
+                "not an SLO selector the emulator evaluates",
+            ),
             (r#"select_slo_burn_rate(x, "1h")"#, "double-quoted"),
             (r#"select_slo_burn_rate("x", "1h""#, "closing parenthesis"),
         ] {
@@ -727,7 +770,11 @@ mod tests {
     fn a_distribution_cut_counts_values_from_min_up_to_max() {
         // Buckets (-inf, 0.1) [0.1, 0.5) [0.5, 1) [1, +inf).
         let d = dist(&[0.1, 0.5, 1.0], &[40, 50, 8, 2]);
-        assert_eq!(count_in_range(&d, 0.0, 0.5), 90.0, "range on a bound: whole buckets");
+        assert_eq!(
+            count_in_range(&d, 0.0, 0.5),
+            90.0,
+            "range on a bound: whole buckets"
+        );
         assert_eq!(count_in_range(&d, f64::NEG_INFINITY, 0.5), 90.0);
         assert_eq!(count_in_range(&d, 0.5, f64::INFINITY), 10.0);
         assert_eq!(count_in_range(&d, 0.1, 0.5), 50.0);
@@ -766,9 +813,19 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(slo.rolling_period, Duration::from_secs(28 * 86_400));
-        assert!(matches!(slo.sli, Sli::GoodTotalRatio { good: None, bad: Some(_), total: Some(_) }));
-        assert!(slo.is_named("projects/local/services/shop-frontend/serviceLevelObjectives/availability"));
-        assert!(slo.is_named("projects/123/services/shop-frontend/serviceLevelObjectives/availability"));
+        assert!(matches!(
+            slo.sli,
+            Sli::GoodTotalRatio {
+                good: None,
+                bad: Some(_),
+                total: Some(_)
+            }
+        ));
+        assert!(slo
+            .is_named("projects/local/services/shop-frontend/serviceLevelObjectives/availability"));
+        assert!(
+            slo.is_named("projects/123/services/shop-frontend/serviceLevelObjectives/availability")
+        );
         assert!(!slo.is_named("projects/local/services/other/serviceLevelObjectives/availability"));
 
         let cases = [
@@ -788,7 +845,9 @@ mod tests {
         for (sli, expected) in cases {
             let error = Slo::from_terraform(&slo_resource(sli)).unwrap_err();
             assert!(error.to_string().contains(expected), "{error}");
-            assert!(error.to_string().starts_with("google_monitoring_slo.availability: "));
+            assert!(error
+                .to_string()
+                .starts_with("google_monitoring_slo.availability: "));
         }
     }
 }

@@ -82,9 +82,10 @@ fn alert_windows(alerting: &AlertingHandle, slo: &Slo) -> BTreeMap<Duration, Win
             if !window.thresholds.contains(&slo_condition.threshold_value) {
                 window.thresholds.push(slo_condition.threshold_value);
             }
-            window
-                .conditions
-                .push(format!("{}: {}", policy.display_name, condition.display_name));
+            window.conditions.push(format!(
+                "{}: {}",
+                policy.display_name, condition.display_name
+            ));
         }
     }
     if windows.is_empty() {
@@ -96,9 +97,19 @@ fn alert_windows(alerting: &AlertingHandle, slo: &Slo) -> BTreeMap<Duration, Win
 
 fn slo_section(store: &EmulatorStore, alerting: &AlertingHandle, slo: &Slo, now: i64) -> Markup {
     let scale = alerting.report.time_scale;
-    let period = slo.numbers(&store.metrics, &alerting.project, now, slo.rolling_period, scale);
+    let period = slo.numbers(
+        &store.metrics,
+        &alerting.project,
+        now,
+        slo.rolling_period,
+        scale,
+    );
     let windows = alert_windows(alerting, slo);
-    let longest = windows.keys().max().copied().unwrap_or(Duration::from_secs(3600));
+    let longest = windows
+        .keys()
+        .max()
+        .copied()
+        .unwrap_or(Duration::from_secs(3600));
     // Four of the longest lookbacks, at least six hours, at most the period.
     let span = (longest * 4)
         .max(Duration::from_secs(6 * 3600))

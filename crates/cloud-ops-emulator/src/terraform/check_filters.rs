@@ -133,8 +133,17 @@ mod tests {
             r#"{"resource":"q","attribute":"filter","language":"monitoring","filter":"select_slo_burn_rate(\"s\", \"1d\")"}"#,
         ));
         assert_eq!(report.checked, 0);
-        assert!(report.failures[0].starts_with("p filter: select_slo_burn_rate needs a lookback period"), "{:?}", report.failures);
-        assert!(report.failures[1].contains("unit ns, us, ms, s, m or h"), "{:?}", report.failures);
+        assert!(
+            report.failures[0]
+                .starts_with("p filter: select_slo_burn_rate needs a lookback period"),
+            "{:?}",
+            report.failures
+        );
+        assert!(
+            report.failures[1].contains("unit ns, us, ms, s, m or h"),
+            "{:?}",
+            report.failures
+        );
     }
 
     #[test]

@@ -40,7 +40,10 @@ fn the_deployments_slos_and_burn_rate_policies_all_load() {
     let slos = deployment_slos();
     let availability = slos.iter().find(|s| s.slo_id == "availability").unwrap();
     assert_eq!(availability.goal, 0.995);
-    assert_eq!(availability.rolling_period, Duration::from_secs(28 * 86_400));
+    assert_eq!(
+        availability.rolling_period,
+        Duration::from_secs(28 * 86_400)
+    );
     assert_eq!(
         availability.name,
         format!("projects/local/services/{FRONTEND}/serviceLevelObjectives/availability")
@@ -55,7 +58,9 @@ fn the_deployments_slos_and_burn_rate_policies_all_load() {
     ));
     let latency = slos.iter().find(|s| s.slo_id == "latency").unwrap();
     // latency_slo_threshold_ms = 500, the histogram's unit is s.
-    assert!(matches!(latency.sli, Sli::DistributionCut { min, max, .. } if min == 0.0 && max == 0.5));
+    assert!(
+        matches!(latency.sli, Sli::DistributionCut { min, max, .. } if min == 0.0 && max == 0.5)
+    );
 
     let loaded = alerting::load(&AlertingConfig::new(
         terraform_dir(),
@@ -162,11 +167,16 @@ fn selectors_compute_burn_rate_sli_and_budget_from_the_stored_counts_at_scale() 
     assert!(close(burn_two_hours, 10.5), "{burn_two_hours}");
     assert!(close(select(r#"select_slo_health("SLO", "1h")"#), 0.9));
     // Over the 28-day period: 6 300 bad of 120 000, a budget of 600.
-    assert!(close(select(r#"select_slo_health("SLO")"#), 1.0 - 6300.0 / 120_000.0));
+    assert!(close(
+        select(r#"select_slo_health("SLO")"#),
+        1.0 - 6300.0 / 120_000.0
+    ));
     assert!(close(select(r#"select_slo_budget("SLO")"#), 600.0 - 6300.0));
     assert!(close(select(r#"select_slo_budget_fraction("SLO")"#), -9.5));
     assert_eq!(
-        SloSelector::parse(r#"select_slo_budget("x")"#).unwrap().kind,
+        SloSelector::parse(r#"select_slo_budget("x")"#)
+            .unwrap()
+            .kind,
         SelectorKind::Budget
     );
 }
@@ -230,7 +240,11 @@ resource "google_monitoring_alert_policy" "fast_burn_test" {
     .unwrap();
     let store = emulator.store();
     let alerting = store.alerting.clone().unwrap();
-    assert!(alerting.report.problems.is_empty(), "{:#?}", alerting.report.problems);
+    assert!(
+        alerting.report.problems.is_empty(),
+        "{:#?}",
+        alerting.report.problems
+    );
     // At 120x: the 1 h window is 30 s, the 5 min one 2.5 s; Cloud Run's
     // request count is written every half second.
     let send = |good: usize, bad: usize| {
@@ -271,7 +285,11 @@ resource "google_monitoring_alert_policy" "fast_burn_test" {
     };
     assert_eq!(incident.condition_name, "all conditions");
     assert!(incident.observed_value.unwrap() > 14.4, "{incident:#?}");
-    assert!(incident.summary.contains("select_slo_burn_rate"), "{}", incident.summary);
+    assert!(
+        incident.summary.contains("select_slo_burn_rate"),
+        "{}",
+        incident.summary
+    );
     // Recovery: the 5 min window clears within seconds, and with it the AND.
     let recovering = Instant::now();
     while alerting.incidents.incident(&incident.id).unwrap().is_open() {

@@ -3,8 +3,8 @@
 //! `terraform/` evaluate completely, with the filters Terraform would send.
 
 use cloud_ops_emulator::alerting::slo::SloSelector;
-use cloud_ops_emulator::monitoring::filter;
 use cloud_ops_emulator::logging::query::LogFilter;
+use cloud_ops_emulator::monitoring::filter;
 use cloud_ops_emulator::terraform::{load, VariableInputs};
 
 fn deployment() -> cloud_ops_emulator::terraform::TerraformModule {

@@ -14,21 +14,20 @@
 //! - what the emulator cannot evaluate is reported at load (nothing of
 //!   `terraform/` itself: its SLO burn-rate alerts are in `slo.rs`).
 
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::helpers::{spawn_service, ServiceProcess};
 use axum::routing::post;
 use axum::{Json, Router};
 use cloud_ops_emulator::alerting::incidents::Incident;
 use cloud_ops_emulator::alerting::{self, AlertingConfig, AlertingHandle};
-use cloud_ops_emulator::monitoring::filter;
 use cloud_ops_emulator::logging::store::LogSource;
+use cloud_ops_emulator::monitoring::filter;
 use cloud_ops_emulator::terraform::VariableInputs;
 use cloud_ops_emulator::time::scale::TimeScale;
 use cloud_ops_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use crate::helpers::{spawn_service, ServiceProcess};
 use serde_json::Value;
 
 const FRONTEND: &str = "cloudrun-obs-frontend";

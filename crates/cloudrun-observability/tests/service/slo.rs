@@ -134,8 +134,12 @@ async fn a_steady_half_percent_of_errors_spends_the_availability_budget_at_about
     // The last hour (a local minute) holds the whole run. Orders' downstream
     // calls and the uptime probes are requests too, which dilutes the share of
     // errors below loadgen's 0.5 %; randomness does the rest.
-    let burn = slo_value(&deployed, "availability", r#"select_slo_burn_rate("SLO", "3600s")"#)
-        .expect("the hour had requests");
+    let burn = slo_value(
+        &deployed,
+        "availability",
+        r#"select_slo_burn_rate("SLO", "3600s")"#,
+    )
+    .expect("the hour had requests");
     assert!(
         (0.2..=2.5).contains(&burn),
         "burn rate {burn} after {}",
@@ -145,7 +149,12 @@ async fn a_steady_half_percent_of_errors_spends_the_availability_budget_at_about
     assert!(health > 0.98 && health < 1.0, "SLI {health}");
     // All the traffic so far is inside the 28-day period: what is left of
     // the budget is what a burn rate of about 1 leaves.
-    let left = slo_value(&deployed, "availability", r#"select_slo_budget_fraction("SLO")"#).unwrap();
+    let left = slo_value(
+        &deployed,
+        "availability",
+        r#"select_slo_budget_fraction("SLO")"#,
+    )
+    .unwrap();
     assert!((-1.5..=0.8).contains(&left), "budget left {left}");
 
     let alerting = alerting_of(&deployed);
@@ -205,7 +214,10 @@ async fn a_burst_of_5xx_opens_the_availability_burn_rate_incident_and_recovery_c
         .unwrap();
     assert!(page.contains(r#"data-slo="availability""#), "{page}");
     assert!(page.contains(r#"data-slo="latency""#));
-    assert!(page.contains(r#"data-chart="burn-availability-3600""#), "{page}");
+    assert!(
+        page.contains(r#"data-chart="burn-availability-3600""#),
+        "{page}"
+    );
     assert!(!page.contains(r#"data-chart="burn-availability-3600" data-points="0""#));
     assert!(page.contains("Error budget left"));
     assert!(page.contains(&incident.policy_name), "{page}");
