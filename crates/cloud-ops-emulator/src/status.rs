@@ -8,10 +8,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
+use super::EmulatorStore;
 use crate::logging::store::LogStats;
 use crate::monitoring::store::MetricStats;
 use crate::trace::store::TraceStats;
-use super::EmulatorStore;
 
 /// Body of `GET /api/status`.
 #[derive(Debug, Clone, Serialize)]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use cloudrun_observability::config::Config;
 use cloudrun_observability::telemetry::logs::{env_filter, json_layer};
-use cloudrun_observability::telemetry::traces::span_data;
 use cloudrun_observability::telemetry::traces::context::{SpanId, TraceContext, TraceId};
+use cloudrun_observability::telemetry::traces::span_data;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 

@@ -28,8 +28,8 @@ use thiserror::Error;
 
 use crate::app::{Application, StartupError};
 use crate::config::{Config, TelemetryBackend};
-use cloud_ops_emulator::{Emulator, EmulatorConfig, EmulatorError, RunningEmulator};
 use crate::telemetry::{Endpoint, TelemetryError};
+use cloud_ops_emulator::{Emulator, EmulatorConfig, EmulatorError, RunningEmulator};
 
 /// How long Cloud Run waits after SIGTERM before it kills the container.
 pub const GRACE_PERIOD: Duration = Duration::from_secs(10);

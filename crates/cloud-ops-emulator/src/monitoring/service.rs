@@ -16,13 +16,13 @@ use gcloud_sdk::google::rpc;
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
+use crate::grpc::{bounded, clip_message, clip_to, Page, MAX_QUOTED_BYTES};
 use crate::monitoring::aggregation::{parse_spec, read};
 use crate::monitoring::filter::{self, Filter, Selector};
 use crate::monitoring::store::{MetricStore, WriteOutcome};
 use crate::monitoring::validation::{
     check_request_size, envelope, parse_project, validate_descriptor,
 };
-use crate::grpc::{bounded, clip_message, clip_to, Page, MAX_QUOTED_BYTES};
 use crate::time::timestamp::{self, now_nanos};
 
 const DEFAULT_PAGE_SIZE: usize = 100_000;
@@ -159,15 +159,14 @@ impl MetricService {
             text => Some(parse_filter(text)?),
         };
         let all = self.store.descriptors(&project, filter.as_ref());
-        let (metric_descriptors, next_page_token) =
-            Page::read(
-                &request.page_token,
-                request.page_size,
-                DEFAULT_PAGE_SIZE,
-                usize::MAX,
-                invalid_page_token,
-            )?
-            .take(all);
+        let (metric_descriptors, next_page_token) = Page::read(
+            &request.page_token,
+            request.page_size,
+            DEFAULT_PAGE_SIZE,
+            usize::MAX,
+            invalid_page_token,
+        )?
+        .take(all);
         Ok(Response::new(ListMetricDescriptorsResponse {
             metric_descriptors,
             next_page_token,
@@ -251,13 +250,13 @@ fn list_time_series(
         out.iter_mut().for_each(|s| s.points.clear());
     }
     let (time_series, next_page_token) = Page::read(
-                &request.page_token,
-                request.page_size,
-                DEFAULT_PAGE_SIZE,
-                usize::MAX,
-                invalid_page_token,
-            )?
-            .take(out);
+        &request.page_token,
+        request.page_size,
+        DEFAULT_PAGE_SIZE,
+        usize::MAX,
+        invalid_page_token,
+    )?
+    .take(out);
     Ok(ListTimeSeriesResponse {
         time_series,
         next_page_token,

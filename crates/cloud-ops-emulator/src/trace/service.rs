@@ -16,7 +16,6 @@ use crate::trace::filter;
 use crate::trace::store::{StoredSpan, TraceStore};
 use crate::trace::validation::{self, validate_batch, validate_span};
 
-
 use v1::list_traces_request::ViewType;
 use v1::trace_span::SpanKind as V1Kind;
 use v2::span::SpanKind as V2Kind;
@@ -163,8 +162,8 @@ fn list_traces(
     request: v1::ListTracesRequest,
 ) -> Result<v1::ListTracesResponse, Status> {
     check_project_id(&request.project_id)?;
-    let terms = filter::parse(&request.filter)
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let terms =
+        filter::parse(&request.filter).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let window = time_window(&request)?;
     let view = ViewType::try_from(request.view).unwrap_or(ViewType::Minimal);
     let mut traces: Vec<(i64, String, Vec<StoredSpan>)> = store

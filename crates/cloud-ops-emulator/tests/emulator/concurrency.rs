@@ -1,9 +1,9 @@
 //! Concurrent writers lose nothing below the caps, and the stores never grow
 //! beyond them.
 
-use cloud_ops_emulator::EmulatorConfig;
 use crate::helpers::metrics::{gauge, labels, request};
 use crate::helpers::{now_seconds, ts_at, TestEmulator, PROJECT};
+use cloud_ops_emulator::EmulatorConfig;
 use gcloud_sdk::google::devtools::cloudtrace::v2::{
     BatchWriteSpansRequest, Span, TruncatableString,
 };

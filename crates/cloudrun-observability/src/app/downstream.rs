@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::platform::metadata::MetadataClient;
-use crate::telemetry::traces::context::format_traceparent;
 use crate::telemetry::traces;
+use crate::telemetry::traces::context::format_traceparent;
 
 /// How long one downstream call may take before the order gives up.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);

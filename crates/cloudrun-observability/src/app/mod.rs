@@ -32,8 +32,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use self::downstream::DownstreamClient;
 use self::sessions::{SessionLayerState, SessionTracker};
 use crate::config::Config;
-use crate::telemetry::middleware;
 use crate::platform::metadata::MetadataClient;
+use crate::telemetry::middleware;
 
 /// How long in-flight requests may take to finish after the shutdown signal.
 /// Cloud Run kills the container 10 s after SIGTERM; this leaves time to

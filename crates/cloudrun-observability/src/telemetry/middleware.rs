@@ -33,7 +33,9 @@ use opentelemetry::trace::Status;
 use opentelemetry::KeyValue;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::telemetry::logs::error_reporting::{self, CaughtPanic, ErrorReport, ErrorType, HttpContext};
+use crate::telemetry::logs::error_reporting::{
+    self, CaughtPanic, ErrorReport, ErrorType, HttpContext,
+};
 use crate::telemetry::traces::context::{extract_remote_parent, SpanId, TraceContext, TraceId};
 use crate::telemetry::traces::span_data;
 use crate::telemetry::{metrics, traces};

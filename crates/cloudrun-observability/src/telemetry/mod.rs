@@ -27,8 +27,8 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use thiserror::Error;
 
-pub use self::export::Endpoint;
 use self::export::health::{ExportCounts, ExportHealth};
+pub use self::export::Endpoint;
 use self::metrics::MetricsPipeline;
 use self::resource::InstanceIdentity;
 use crate::config::Config;

@@ -1,7 +1,6 @@
 //! The bookshop API over real HTTP: routes, validation, sessions, fault
 //! routes and graceful shutdown.
 
-
 use std::time::Duration;
 
 use crate::helpers::spawn_service;
@@ -76,7 +75,11 @@ async fn an_order_goes_through_inventory_and_payments() {
     let trace = crate::helpers::trace_id_of(order_line).unwrap().to_owned();
     for path in ["/internal/inventory/reserve", "/internal/payments/charge"] {
         let line = &service.request_lines(path, 1).await[0];
-        assert_eq!(crate::helpers::trace_id_of(line), Some(trace.as_str()), "{path}");
+        assert_eq!(
+            crate::helpers::trace_id_of(line),
+            Some(trace.as_str()),
+            "{path}"
+        );
     }
 }
 

@@ -6,7 +6,6 @@
 //! before the service sees it, hyper's own 4xx, after which the service
 //! still serves. Nothing panics, and memory stays put.
 
-
 use std::net::SocketAddr;
 use std::time::Duration;
 

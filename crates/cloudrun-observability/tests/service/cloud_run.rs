@@ -2,18 +2,17 @@
 //! (`GCE_METADATA_HOST`) for the region, the instance id and ID tokens, and a
 //! private backend that must receive the frontend's ID token.
 
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::helpers::spawn_service;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use cloudrun_observability::config::Config;
 use cloudrun_observability::telemetry::resource::InstanceIdentity;
-use crate::helpers::spawn_service;
 use serde_json::{json, Value};
 
 /// Serves `router` on a random loopback port.

@@ -2,11 +2,10 @@
 //! line of the service it runs with, `POST /api/logs` takes lines from a
 //! standalone service and refuses what it must, and pages escape what they show.
 
-
 use std::time::{Duration, Instant};
 
-use crate::helpers::spawn_service;
 use crate::emulator_helpers::TestEmulator;
+use crate::helpers::spawn_service;
 
 /// The embedded console's address from the service's start-up line.
 fn console_address(lines: &[String]) -> Option<String> {

@@ -9,15 +9,14 @@
 //! Without `/usr/bin/chromedriver` the test is skipped with a message, except
 //! in CI (`CI` set), where it must run: `scripts/install-browser` installs it.
 
-
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{spawn_service, trace_id_of, ServiceProcess};
 use crate::emulator_helpers::metrics::generic_task;
 use crate::emulator_helpers::{now_seconds, TestEmulator, PROJECT};
+use crate::helpers::{spawn_service, trace_id_of, ServiceProcess};
 use gcloud_sdk::google::api::distribution::{bucket_options, BucketOptions};
 use gcloud_sdk::google::api::metric_descriptor::MetricKind;
 use gcloud_sdk::google::api::{Distribution, Metric};
@@ -435,7 +434,9 @@ async fn the_console_shows_real_logs_traces_metrics_and_errors_in_a_browser() {
     let entries = browser.text("#log-entries").await;
     assert!(entries.contains("GET /api/faults/error → 500"), "{entries}");
     assert!(
-        entries.contains("Error Reporting: handler_error at crates/cloudrun-observability/src/app/faults.rs"),
+        entries.contains(
+            "Error Reporting: handler_error at crates/cloudrun-observability/src/app/faults.rs"
+        ),
         "{entries}"
     );
     browser

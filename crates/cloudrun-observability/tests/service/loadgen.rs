@@ -1,11 +1,10 @@
 //! `loadgen` against the real service: the requests it reports are the
 //! requests the service logged.
 
-
 use std::time::Duration;
 
-use cloudrun_observability::loadgen::{self, LoadgenConfig};
 use crate::helpers::spawn_service;
+use cloudrun_observability::loadgen::{self, LoadgenConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_sends_the_configured_mix_and_reports_it() {

@@ -5,18 +5,17 @@
 //! what the collector wrote. Expectations are computed from the very lines
 //! the store was fed, so the counts must match exactly.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::emulator_helpers::{now_seconds, TestEmulator};
+use crate::helpers::{spawn_service, ServiceProcess};
 use cloud_ops_emulator::logging::metrics::{LogMetric, LogMetricsCollector};
 use cloud_ops_emulator::logging::store::{LogSource, Severity};
 use cloud_ops_emulator::terraform::{load, VariableInputs};
 use cloud_ops_emulator::time::timestamp::now_nanos;
 use cloud_ops_emulator::EmulatorConfig;
-use crate::helpers::{spawn_service, ServiceProcess};
-use crate::emulator_helpers::{now_seconds, TestEmulator};
 use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 use serde_json::{json, Value};
 

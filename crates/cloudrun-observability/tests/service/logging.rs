@@ -3,7 +3,6 @@
 //! caller's headers, Error Reporting fields on errors and panics, and no
 //! secrets.
 
-
 use std::collections::HashSet;
 
 use crate::helpers::{spawn_service, trace_id_of};
@@ -173,7 +172,10 @@ async fn a_handler_error_is_one_error_reporting_entry_with_its_cause_chain() {
     );
     assert!(report["serviceContext"]["version"].is_string());
     let location = &report["context"]["reportLocation"];
-    assert_eq!(location["filePath"], "crates/cloudrun-observability/src/app/faults.rs");
+    assert_eq!(
+        location["filePath"],
+        "crates/cloudrun-observability/src/app/faults.rs"
+    );
     assert!(location["lineNumber"].as_u64().unwrap() > 0);
     assert_eq!(
         location["functionName"],

@@ -2,13 +2,12 @@
 //! emulator over real gRPC, and the emulator's `ListTimeSeries` and its
 //! validation (Cloud Monitoring's rules) are the referee.
 
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cloud_ops_emulator::EmulatorConfig;
-use crate::helpers::{spawn_service, ServiceProcess};
 use crate::emulator_helpers::{now_seconds, TestEmulator};
+use crate::helpers::{spawn_service, ServiceProcess};
+use cloud_ops_emulator::EmulatorConfig;
 use gcloud_sdk::google::api::metric_descriptor::MetricKind;
 use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 use serde_json::json;

@@ -5,12 +5,11 @@
 //! deployment keeps the fault routes off. (That the fault routes are off on
 //! Cloud Run unless enabled is `tests/api.rs`'s.)
 
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{spawn_service, ServiceProcess};
 use crate::emulator_helpers::TestEmulator;
+use crate::helpers::{spawn_service, ServiceProcess};
 
 const SECRETS: [&str; 6] = [
     "bearer-secret-0001",

@@ -4,14 +4,13 @@
 //! metric point counting all of them reach the emulator, and the process
 //! exits within Cloud Run's 10 s.
 
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloud_ops_emulator::monitoring::filter;
-use crate::helpers::spawn_service;
 use crate::emulator_helpers::TestEmulator;
+use crate::helpers::spawn_service;
+use cloud_ops_emulator::monitoring::filter;
 use gcloud_sdk::google::monitoring::v3::typed_value;
 
 const DURATION: &str = "workload.googleapis.com/http.server.request.duration";

@@ -9,14 +9,13 @@
 //! every span is accounted for: exported (and stored by the peer), failed
 //! or dropped.
 
-
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloud_ops_emulator::monitoring::filter;
-use crate::helpers::{spawn_service, ServiceProcess};
 use crate::fault_peer::{Fault, FaultPeer};
+use crate::helpers::{spawn_service, ServiceProcess};
+use cloud_ops_emulator::monitoring::filter;
 use gcloud_sdk::google::monitoring::v3::typed_value;
 use serde_json::Value;
 

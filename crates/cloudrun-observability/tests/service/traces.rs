@@ -2,12 +2,11 @@
 //! backend as its DOWNSTREAM_URL) export their spans to the emulator over
 //! real gRPC, and the emulator's Cloud Trace v1 read API shows one trace.
 
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::helpers::{spawn_service, trace_id_of, ServiceProcess};
 use crate::emulator_helpers::TestEmulator;
+use crate::helpers::{spawn_service, trace_id_of, ServiceProcess};
 use gcloud_sdk::google::devtools::cloudtrace::v1::trace_span::SpanKind;
 use gcloud_sdk::google::devtools::cloudtrace::v1::{GetTraceRequest, TraceSpan};
 

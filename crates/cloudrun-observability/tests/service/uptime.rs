@@ -2,20 +2,19 @@
 //! `terraform/`, probing the real service binary, with results read back
 //! through the emulator's gRPC `ListTimeSeries`.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use cloud_ops_emulator::terraform::{load, VariableInputs};
-use cloud_ops_emulator::time::scale::TimeScale;
+use crate::emulator_helpers::{now_seconds, TestEmulator};
+use crate::helpers::spawn_service;
 use cloud_ops_emulator::monitoring::uptime::{
     probe_forever, UptimeCheck, UptimeError, UptimeProber, ALL_LOCATIONS, CHECK_PASSED,
     REQUEST_LATENCY,
 };
+use cloud_ops_emulator::terraform::{load, VariableInputs};
+use cloud_ops_emulator::time::scale::TimeScale;
 use cloud_ops_emulator::EmulatorConfig;
-use crate::helpers::spawn_service;
-use crate::emulator_helpers::{now_seconds, TestEmulator};
 use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 use reqwest::Url;
 

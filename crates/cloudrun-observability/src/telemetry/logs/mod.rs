@@ -25,11 +25,13 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
-use crate::telemetry::logs::error_reporting::{ErrorReport, ErrorType, HttpContext, ReportLocation};
+use crate::config::{Config, LogFormat};
+use crate::telemetry::logs::error_reporting::{
+    ErrorReport, ErrorType, HttpContext, ReportLocation,
+};
 use crate::telemetry::logs::writer::CorrelatingMakeWriter;
 use crate::telemetry::traces::span_data;
 use crate::telemetry::TelemetryError;
-use crate::config::{Config, LogFormat};
 
 /// The filter when `RUST_LOG` is not set: this service at `info`, the
 /// dependencies that narrate every connection at `warn`.

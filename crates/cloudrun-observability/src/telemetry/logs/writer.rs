@@ -27,8 +27,8 @@ use tracing::Metadata;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::telemetry::logs::error_reporting::{self, ServiceContext};
-use crate::telemetry::traces::span_data;
 use crate::telemetry::traces::context::TraceContext;
+use crate::telemetry::traces::span_data;
 
 /// Makes one [`LineWriter`] per event; wraps the real sink (stdout in the
 /// service, a buffer in tests).

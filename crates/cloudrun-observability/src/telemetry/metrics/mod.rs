@@ -25,14 +25,14 @@ use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _, ObservableG
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
+use crate::telemetry::export::health::ExportHealth;
+use crate::telemetry::export::Endpoint;
+use crate::telemetry::logs::error_reporting::ErrorType;
 use crate::telemetry::metrics::cloud_monitoring::{
     sampling_period_for, CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle,
 };
 use crate::telemetry::metrics::cloud_monitoring_mapping::{generic_task, Deviations, MetricSpec};
-use crate::telemetry::logs::error_reporting::ErrorType;
-use crate::telemetry::export::health::ExportHealth;
 use crate::telemetry::resource::InstanceIdentity;
-use crate::telemetry::export::Endpoint;
 
 /// Where the `app.sessions.active` gauge reads its value: the application's
 /// session tracker. A trait of telemetry's own, so that telemetry does not
@@ -343,7 +343,9 @@ mod tests {
 
     #[test]
     fn the_descriptors_use_the_names_the_dashboard_expects() {
-        use crate::telemetry::metrics::cloud_monitoring_mapping::{descriptor, label_key, metric_type};
+        use crate::telemetry::metrics::cloud_monitoring_mapping::{
+            descriptor, label_key, metric_type,
+        };
         let types: Vec<String> = SPECS.iter().map(|spec| metric_type(spec.name)).collect();
         assert_eq!(
             types,

@@ -25,11 +25,11 @@ use opentelemetry_sdk::trace::{
 use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-use crate::telemetry::traces::cloud_trace::CloudTraceExporter;
 use crate::telemetry::export::health::ExportHealth;
-use crate::telemetry::traces::sampler::CloudRunSampler;
-use crate::telemetry::traces::context::{RemoteParent, SpanId, TraceContext, TraceId};
 use crate::telemetry::export::Endpoint as TraceEndpoint;
+use crate::telemetry::traces::cloud_trace::CloudTraceExporter;
+use crate::telemetry::traces::context::{RemoteParent, SpanId, TraceContext, TraceId};
+use crate::telemetry::traces::sampler::CloudRunSampler;
 
 /// Builds the tracer provider: sampler, batch processor, exporter.
 pub fn tracer_provider(
