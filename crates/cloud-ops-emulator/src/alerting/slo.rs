@@ -353,12 +353,14 @@ fn summing(start: i64, end: i64) -> Spec {
     }
 }
 
-fn sum_numbers(
+/// Every point of the series matching `filter`, summed over `(start, end]`,
+/// with its metric type.
+fn summed_points(
     store: &MetricStore,
     project: &str,
     filter: &Filter,
     (start, end): (i64, i64),
-) -> Result<f64, EvaluationError> {
+) -> Result<Vec<(String, Option<typed_value::Value>)>, EvaluationError> {
     let output = aggregation::read(
         store,
         project,
@@ -366,22 +368,30 @@ fn sum_numbers(
         (start, end),
         Some(&summing(start, end)),
     )?;
+    Ok(output
+        .into_iter()
+        .flat_map(|series| {
+            let metric_type = series.metric.map(|m| m.r#type).unwrap_or_default();
+            series
+                .points
+                .into_iter()
+                .map(move |point| (metric_type.clone(), point.value.and_then(|v| v.value)))
+        })
+        .collect())
+}
+
+fn sum_numbers(
+    store: &MetricStore,
+    project: &str,
+    filter: &Filter,
+    window: (i64, i64),
+) -> Result<f64, EvaluationError> {
     let mut sum = 0.0;
-    for series in &output {
-        for point in &series.points {
-            match point.value.as_ref().and_then(|v| v.value.as_ref()) {
-                Some(typed_value::Value::Int64Value(v)) => sum += *v as f64,
-                Some(typed_value::Value::DoubleValue(v)) => sum += *v,
-                _ => {
-                    return Err(EvaluationError::NotCountable {
-                        metric_type: series
-                            .metric
-                            .as_ref()
-                            .map(|m| m.r#type.clone())
-                            .unwrap_or_default(),
-                    })
-                }
-            }
+    for (metric_type, value) in summed_points(store, project, filter, window)? {
+        match value {
+            Some(typed_value::Value::Int64Value(v)) => sum += v as f64,
+            Some(typed_value::Value::DoubleValue(v)) => sum += v,
+            _ => return Err(EvaluationError::NotCountable { metric_type }),
         }
     }
     Ok(sum)
@@ -391,37 +401,20 @@ fn sum_distribution(
     store: &MetricStore,
     project: &str,
     filter: &Filter,
-    (start, end): (i64, i64),
+    window: (i64, i64),
 ) -> Result<Option<Dist>, EvaluationError> {
-    let output = aggregation::read(
-        store,
-        project,
-        filter,
-        (start, end),
-        Some(&summing(start, end)),
-    )?;
     let mut total: Option<Dist> = None;
-    for series in &output {
-        for point in &series.points {
-            let Some(typed_value::Value::DistributionValue(proto)) =
-                point.value.as_ref().and_then(|v| v.value.as_ref())
-            else {
-                return Err(EvaluationError::NotCountable {
-                    metric_type: series
-                        .metric
-                        .as_ref()
-                        .map(|m| m.r#type.clone())
-                        .unwrap_or_default(),
-                });
-            };
-            let Some(dist) = Dist::from_proto(proto) else {
-                continue;
-            };
-            total = Some(match total {
-                None => dist,
-                Some(sum) => sum.merge(&dist).unwrap_or(sum),
-            });
-        }
+    for (metric_type, value) in summed_points(store, project, filter, window)? {
+        let Some(typed_value::Value::DistributionValue(proto)) = value else {
+            return Err(EvaluationError::NotCountable { metric_type });
+        };
+        let Some(dist) = Dist::from_proto(&proto) else {
+            continue;
+        };
+        total = Some(match total {
+            None => dist,
+            Some(sum) => sum.merge(&dist).unwrap_or(sum),
+        });
     }
     Ok(total)
 }
