@@ -12,7 +12,14 @@
 //!   `ListTimeSeries` uses);
 //! - `request_based_sli.distribution_cut`: the distribution series summed
 //!   over the interval, `good` the count of values `x` with
-//!   `range.min <= x < range.max`, `total` the count of all values.
+//!   `range.min <= x < range.max`, `total` the count of all values;
+//! - `windows_based_sli`: `good` the count of good windows of
+//!   `window_period`, `total` the count of windows with data; a window is good
+//!   when a BOOL series has a `true` in it (`good_bad_metric_filter`), when a
+//!   request-based SLI over it reaches a threshold
+//!   (`good_total_ratio_threshold`), or when a gauge's value averaged or
+//!   summed across series is in range (`metric_mean_in_range`,
+//!   `metric_sum_in_range`).
 //!
 //! From the counts over an interval follow the numbers the selectors return
 //! ([`SloNumbers`]): the error budget of a compliance period is
@@ -23,6 +30,7 @@
 //! Every span (rolling period, lookback) is monitoring time, divided by the
 //! [`TimeScale`] when read from the store.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use gcloud_sdk::google::monitoring::v3::aggregation::{Aligner, Reducer};
@@ -36,6 +44,7 @@ use crate::monitoring::filter::{self, Filter};
 use crate::monitoring::store::MetricStore;
 use crate::terraform::ResourceInstance;
 use crate::time::scale::TimeScale;
+use crate::time::timestamp::to_nanos;
 
 /// Why an SLO cannot be evaluated locally.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +66,31 @@ pub enum Sli {
     },
     /// A distribution cut: good values are in `[min, max)`.
     DistributionCut { filter: Filter, min: f64, max: f64 },
+    /// Good service is the count of good windows of `period` (monitoring
+    /// time), total service the count of windows with data.
+    WindowsBased {
+        period: Duration,
+        criterion: WindowCriterion,
+    },
+}
+
+/// When a window of a windows-based SLI is good (`WindowsBasedSli`).
+#[derive(Debug, Clone)]
+pub enum WindowCriterion {
+    /// `good_bad_metric_filter`: a BOOL series; good if any `true` value appears.
+    GoodBadMetric(Filter),
+    /// `good_total_ratio_threshold`: good if the request-based SLI over the
+    /// window is at least `threshold`.
+    Performance { sli: Box<Sli>, threshold: f64 },
+    /// `metric_mean_in_range` (`sum = false`) or `metric_sum_in_range`: good
+    /// if the window's value, averaged (or summed) across the series, is in
+    /// `[min, max)`.
+    InRange {
+        filter: Filter,
+        min: f64,
+        max: f64,
+        sum: bool,
+    },
 }
 
 /// A `google_monitoring_slo` the emulator evaluates.
@@ -159,22 +193,26 @@ impl Slo {
                 "rolling_period_days {days} must be from 1 to 30"
             )));
         }
-        for (key, what) in [
-            ("windows_based_sli", "a windows-based SLI"),
-            ("basic_sli", "a basic SLI"),
-        ] {
-            if !blocks(&json, key).is_empty() {
-                return Err(fail(format!(
-                    "{what} is not evaluated by the emulator (request_based_sli is)"
-                )));
-            }
+        if !blocks(&json, "basic_sli").is_empty() {
+            return Err(fail(
+                "a basic SLI is not evaluated by the emulator (request_based_sli and windows_based_sli are)"
+                    .to_owned(),
+            ));
         }
-        let request_based = blocks(&json, "request_based_sli");
-        let request_based = request_based
-            .first()
-            .ok_or_else(|| fail("request_based_sli is required".to_owned()))?;
-        let sli = parse_request_based(request_based)
-            .map_err(|reason| fail(format!("request_based_sli: {reason}")))?;
+        let sli = match (
+            blocks(&json, "request_based_sli").first(),
+            blocks(&json, "windows_based_sli").first(),
+        ) {
+            (Some(request_based), None) => parse_request_based(request_based)
+                .map_err(|reason| fail(format!("request_based_sli: {reason}")))?,
+            (None, Some(windows_based)) => parse_windows_based(windows_based)
+                .map_err(|reason| fail(format!("windows_based_sli: {reason}")))?,
+            _ => {
+                return Err(fail(
+                    "expected exactly one of request_based_sli or windows_based_sli".to_owned(),
+                ))
+            }
+        };
         let service_id = json["service"].as_str().unwrap_or_default().to_owned();
         let slo_id = json["slo_id"]
             .as_str()
@@ -208,7 +246,8 @@ impl Slo {
         name == self.name || name == tail || name.ends_with(&format!("/{tail}"))
     }
 
-    /// Good and total service in `(start, end]` (local time, nanoseconds).
+    /// Good and total service in `(start, end]` (local time, nanoseconds);
+    /// a windows-based SLI's window is divided by `scale`.
     ///
     /// # Errors
     /// When the series cannot be summed (a gauge, a string).
@@ -217,39 +256,9 @@ impl Slo {
         store: &MetricStore,
         project: &str,
         (start, end): (i64, i64),
+        scale: TimeScale,
     ) -> Result<Counts, EvaluationError> {
-        match &self.sli {
-            Sli::GoodTotalRatio { good, bad, total } => {
-                let sum = |filter: &Option<Filter>| -> Result<Option<f64>, EvaluationError> {
-                    filter
-                        .as_ref()
-                        .map(|filter| sum_numbers(store, project, filter, (start, end)))
-                        .transpose()
-                };
-                let (good, bad, total) = (sum(good)?, sum(bad)?, sum(total)?);
-                Ok(match (good, bad, total) {
-                    (Some(good), _, Some(total)) => Counts { good, total },
-                    (Some(good), Some(bad), None) => Counts {
-                        good,
-                        total: good + bad,
-                    },
-                    (None, Some(bad), Some(total)) => Counts {
-                        good: (total - bad).max(0.0),
-                        total,
-                    },
-                    _ => Counts::default(),
-                })
-            }
-            Sli::DistributionCut { filter, min, max } => Ok(
-                match sum_distribution(store, project, filter, (start, end))? {
-                    Some(dist) => Counts {
-                        good: count_in_range(&dist, *min, *max),
-                        total: dist.count as f64,
-                    },
-                    None => Counts::default(),
-                },
-            ),
-        }
+        sli_counts(&self.sli, store, project, (start, end), scale)
     }
 
     /// The SLO's numbers over the `span` of monitoring time ending at `now`.
@@ -267,7 +276,7 @@ impl Slo {
         let start = now - scale.scale_nanos(span.as_nanos() as i64);
         Ok(SloNumbers {
             goal: self.goal,
-            counts: self.counts(store, project, (start, now))?,
+            counts: self.counts(store, project, (start, now), scale)?,
         })
     }
 
@@ -343,39 +352,315 @@ fn parse_request_based(block: &Value) -> Result<Sli, String> {
     Err("expected good_total_ratio or distribution_cut".to_owned())
 }
 
-/// One window as long as the interval, every series summed into one value.
-fn summing(start: i64, end: i64) -> Spec {
-    Spec {
-        period: (end - start).max(1),
-        aligner: Aligner::AlignDelta,
-        reducer: Reducer::ReduceSum,
-        group_by: Vec::new(),
+fn parse_windows_based(block: &Value) -> Result<Sli, String> {
+    let text = block["window_period"]
+        .as_str()
+        .ok_or("window_period is required")?;
+    let seconds = text
+        .trim()
+        .strip_suffix('s')
+        .and_then(|n| n.parse::<u64>().ok())
+        .ok_or_else(|| format!("window_period {text:?} is not like \"60s\""))?;
+    if seconds < 60 || 86_400 % seconds != 0 {
+        return Err(format!(
+            "window_period {text:?} must be at least 60s and divide a day"
+        ));
+    }
+    let filter_in = |value: &Value, key: &str| -> Result<Filter, String> {
+        let text = value[key]
+            .as_str()
+            .filter(|text| !text.trim().is_empty())
+            .ok_or_else(|| format!("{key} is required"))?;
+        filter::parse(text).map_err(|error| format!("{key}: {error}"))
+    };
+    let range_of = |value: &Value| -> Result<(f64, f64), String> {
+        let range = blocks(value, "range");
+        let range = range.first().ok_or("range is required")?;
+        let min = range["min"].as_f64().unwrap_or(f64::NEG_INFINITY);
+        let max = range["max"].as_f64().unwrap_or(f64::INFINITY);
+        if min >= max {
+            return Err(format!("range: min {min} must be below max {max}"));
+        }
+        Ok((min, max))
+    };
+    let mut criteria = Vec::new();
+    if block["good_bad_metric_filter"].is_string() {
+        criteria.push(WindowCriterion::GoodBadMetric(filter_in(
+            block,
+            "good_bad_metric_filter",
+        )?));
+    }
+    if let Some(threshold) = blocks(block, "good_total_ratio_threshold").first() {
+        if !blocks(threshold, "basic_sli_performance").is_empty() {
+            return Err("good_total_ratio_threshold.basic_sli_performance is not evaluated by the emulator (performance is)".to_owned());
+        }
+        let performance = blocks(threshold, "performance");
+        let performance = performance
+            .first()
+            .ok_or("good_total_ratio_threshold.performance is required")?;
+        let sli = parse_request_based(performance)
+            .map_err(|error| format!("good_total_ratio_threshold.performance: {error}"))?;
+        let value = threshold["threshold"]
+            .as_f64()
+            .ok_or("good_total_ratio_threshold.threshold is required")?;
+        criteria.push(WindowCriterion::Performance {
+            sli: Box::new(sli),
+            threshold: value,
+        });
+    }
+    for (key, sum) in [
+        ("metric_mean_in_range", false),
+        ("metric_sum_in_range", true),
+    ] {
+        if let Some(range) = blocks(block, key).first() {
+            let filter = filter_in(range, "time_series").map_err(|e| format!("{key}.{e}"))?;
+            let (min, max) = range_of(range).map_err(|e| format!("{key}.{e}"))?;
+            criteria.push(WindowCriterion::InRange {
+                filter,
+                min,
+                max,
+                sum,
+            });
+        }
+    }
+    if criteria.len() != 1 {
+        return Err(format!(
+            "expected exactly one of good_bad_metric_filter, good_total_ratio_threshold, metric_mean_in_range and metric_sum_in_range, got {}",
+            criteria.len()
+        ));
+    }
+    Ok(Sli::WindowsBased {
+        period: Duration::from_secs(seconds),
+        criterion: criteria.remove(0),
+    })
+}
+
+/// Good and total service of `sli` in `(start, end]`.
+fn sli_counts(
+    sli: &Sli,
+    store: &MetricStore,
+    project: &str,
+    (start, end): (i64, i64),
+    scale: TimeScale,
+) -> Result<Counts, EvaluationError> {
+    match sli {
+        Sli::WindowsBased { period, criterion } => {
+            let period = scale.scale_nanos(period.as_nanos() as i64).max(1);
+            window_counts(criterion, store, project, (start, end), period)
+        }
+        request_based => Ok(request_counts(
+            request_based,
+            store,
+            project,
+            (start, end),
+            (end - start).max(1),
+        )?
+        .into_values()
+        .fold(Counts::default(), |sum, counts| Counts {
+            good: sum.good + counts.good,
+            total: sum.total + counts.total,
+        })),
     }
 }
 
-/// Every point of the series matching `filter`, summed over `(start, end]`,
-/// with its metric type.
+/// A request-based SLI's good and total service per window of `period`
+/// ending in `(start, end]`, by window end.
+fn request_counts(
+    sli: &Sli,
+    store: &MetricStore,
+    project: &str,
+    window: (i64, i64),
+    period: i64,
+) -> Result<BTreeMap<i64, Counts>, EvaluationError> {
+    match sli {
+        Sli::GoodTotalRatio { good, bad, total } => {
+            let sums = |filter: &Option<Filter>| {
+                filter
+                    .as_ref()
+                    .map(|filter| sum_numbers(store, project, filter, window, period))
+                    .transpose()
+            };
+            let (good, bad, total) = (sums(good)?, sums(bad)?, sums(total)?);
+            let ends: BTreeSet<i64> = [&good, &bad, &total]
+                .into_iter()
+                .flatten()
+                .flat_map(|sums| sums.keys().copied())
+                .collect();
+            let at = |sums: &Option<BTreeMap<i64, f64>>, end: i64| {
+                sums.as_ref()
+                    .map(|sums| sums.get(&end).copied().unwrap_or(0.0))
+            };
+            Ok(ends
+                .into_iter()
+                .map(|end| {
+                    let counts = match (at(&good, end), at(&bad, end), at(&total, end)) {
+                        (Some(good), _, Some(total)) => Counts { good, total },
+                        (Some(good), Some(bad), None) => Counts {
+                            good,
+                            total: good + bad,
+                        },
+                        (None, Some(bad), Some(total)) => Counts {
+                            good: (total - bad).max(0.0),
+                            total,
+                        },
+                        _ => Counts::default(),
+                    };
+                    (end, counts)
+                })
+                .collect())
+        }
+        Sli::DistributionCut { filter, min, max } => {
+            Ok(sum_distributions(store, project, filter, window, period)?
+                .into_iter()
+                .map(|(end, dist)| {
+                    let counts = Counts {
+                        good: count_in_range(&dist, *min, *max),
+                        total: dist.count as f64,
+                    };
+                    (end, counts)
+                })
+                .collect())
+        }
+        Sli::WindowsBased { .. } => Err(EvaluationError::NotCountable {
+            metric_type: "a windows-based SLI inside a windows-based SLI".to_owned(),
+        }),
+    }
+}
+
+/// Good windows and windows with data, each `period` long, ending in `(start, end]`.
+fn window_counts(
+    criterion: &WindowCriterion,
+    store: &MetricStore,
+    project: &str,
+    (start, end): (i64, i64),
+    period: i64,
+) -> Result<Counts, EvaluationError> {
+    let judged: Vec<bool> = match criterion {
+        WindowCriterion::Performance { sli, threshold } => {
+            request_counts(sli, store, project, (start, end), period)?
+                .into_values()
+                .filter(|counts| counts.total > 0.0)
+                .map(|counts| counts.good / counts.total >= *threshold)
+                .collect()
+        }
+        WindowCriterion::GoodBadMetric(filter) => {
+            let mut windows: BTreeMap<i64, bool> = BTreeMap::new();
+            for (_, window, value) in raw_points(store, project, filter, (start, end), period)? {
+                let typed_value::Value::BoolValue(good) = value else {
+                    return Err(not_countable(filter));
+                };
+                *windows.entry(window).or_default() |= good;
+            }
+            windows.into_values().collect()
+        }
+        WindowCriterion::InRange {
+            filter,
+            min,
+            max,
+            sum,
+        } => {
+            // Per window, each series' mean, then their mean or sum.
+            let mut per_series: BTreeMap<(i64, usize), (f64, f64)> = BTreeMap::new();
+            for (series, window, value) in raw_points(store, project, filter, (start, end), period)?
+            {
+                let number = match value {
+                    typed_value::Value::Int64Value(v) => v as f64,
+                    typed_value::Value::DoubleValue(v) => v,
+                    _ => return Err(not_countable(filter)),
+                };
+                let entry = per_series.entry((window, series)).or_default();
+                entry.0 += number;
+                entry.1 += 1.0;
+            }
+            let mut windows: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+            for ((window, _), (total, points)) in per_series {
+                let entry = windows.entry(window).or_default();
+                entry.0 += total / points;
+                entry.1 += 1.0;
+            }
+            windows
+                .into_values()
+                .map(|(total, streams)| {
+                    let value = if *sum { total } else { total / streams };
+                    *min <= value && value < *max
+                })
+                .collect()
+        }
+    };
+    Ok(Counts {
+        good: judged.iter().filter(|good| **good).count() as f64,
+        total: judged.len() as f64,
+    })
+}
+
+fn not_countable(filter: &Filter) -> EvaluationError {
+    EvaluationError::NotCountable {
+        metric_type: filter
+            .metric_types()
+            .first()
+            .copied()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// The raw points of the series matching `filter` in `(start, end]`: the
+/// series' index, the window (0 the newest, `period` long, ending at `end`)
+/// and the value.
+fn raw_points(
+    store: &MetricStore,
+    project: &str,
+    filter: &Filter,
+    (start, end): (i64, i64),
+    period: i64,
+) -> Result<Vec<(usize, i64, typed_value::Value)>, EvaluationError> {
+    let output = aggregation::read(store, project, filter, (start, end), None)?;
+    let mut points = Vec::new();
+    for (index, series) in output.into_iter().enumerate() {
+        for point in series.points {
+            let at = point
+                .interval
+                .as_ref()
+                .and_then(|interval| interval.end_time.as_ref())
+                .and_then(|time| to_nanos(time).ok());
+            if let (Some(at), Some(value)) = (at, point.value.and_then(|v| v.value)) {
+                points.push((index, (end - at) / period, value));
+            }
+        }
+    }
+    Ok(points)
+}
+
+/// Every point of the series matching `filter`, aligned (`ALIGN_DELTA`) and
+/// summed across series (`REDUCE_SUM`) per window of `period` ending in
+/// `(start, end]`: the metric type, the window's end and the value.
 fn summed_points(
     store: &MetricStore,
     project: &str,
     filter: &Filter,
     (start, end): (i64, i64),
-) -> Result<Vec<(String, Option<typed_value::Value>)>, EvaluationError> {
-    let output = aggregation::read(
-        store,
-        project,
-        filter,
-        (start, end),
-        Some(&summing(start, end)),
-    )?;
+    period: i64,
+) -> Result<Vec<(String, i64, Option<typed_value::Value>)>, EvaluationError> {
+    let spec = Spec {
+        period,
+        aligner: Aligner::AlignDelta,
+        reducer: Reducer::ReduceSum,
+        group_by: Vec::new(),
+    };
+    let output = aggregation::read(store, project, filter, (start, end), Some(&spec))?;
     Ok(output
         .into_iter()
         .flat_map(|series| {
             let metric_type = series.metric.map(|m| m.r#type).unwrap_or_default();
-            series
-                .points
-                .into_iter()
-                .map(move |point| (metric_type.clone(), point.value.and_then(|v| v.value)))
+            series.points.into_iter().map(move |point| {
+                let at = point
+                    .interval
+                    .as_ref()
+                    .and_then(|interval| interval.end_time.as_ref())
+                    .and_then(|time| to_nanos(time).ok())
+                    .unwrap_or(end);
+                (metric_type.clone(), at, point.value.and_then(|v| v.value))
+            })
         })
         .collect())
 }
@@ -385,38 +670,42 @@ fn sum_numbers(
     project: &str,
     filter: &Filter,
     window: (i64, i64),
-) -> Result<f64, EvaluationError> {
-    let mut sum = 0.0;
-    for (metric_type, value) in summed_points(store, project, filter, window)? {
-        match value {
-            Some(typed_value::Value::Int64Value(v)) => sum += v as f64,
-            Some(typed_value::Value::DoubleValue(v)) => sum += v,
+    period: i64,
+) -> Result<BTreeMap<i64, f64>, EvaluationError> {
+    let mut sums = BTreeMap::new();
+    for (metric_type, at, value) in summed_points(store, project, filter, window, period)? {
+        let number = match value {
+            Some(typed_value::Value::Int64Value(v)) => v as f64,
+            Some(typed_value::Value::DoubleValue(v)) => v,
             _ => return Err(EvaluationError::NotCountable { metric_type }),
-        }
+        };
+        *sums.entry(at).or_insert(0.0) += number;
     }
-    Ok(sum)
+    Ok(sums)
 }
 
-fn sum_distribution(
+fn sum_distributions(
     store: &MetricStore,
     project: &str,
     filter: &Filter,
     window: (i64, i64),
-) -> Result<Option<Dist>, EvaluationError> {
-    let mut total: Option<Dist> = None;
-    for (metric_type, value) in summed_points(store, project, filter, window)? {
+    period: i64,
+) -> Result<BTreeMap<i64, Dist>, EvaluationError> {
+    let mut sums: BTreeMap<i64, Dist> = BTreeMap::new();
+    for (metric_type, at, value) in summed_points(store, project, filter, window, period)? {
         let Some(typed_value::Value::DistributionValue(proto)) = value else {
             return Err(EvaluationError::NotCountable { metric_type });
         };
         let Some(dist) = Dist::from_proto(&proto) else {
             continue;
         };
-        total = Some(match total {
+        let merged = match sums.remove(&at) {
             None => dist,
             Some(sum) => sum.merge(&dist).unwrap_or(sum),
-        });
+        };
+        sums.insert(at, merged);
     }
-    Ok(total)
+    Ok(sums)
 }
 
 /// The values of `dist` in `[min, max)`: whole buckets inside the range, and
@@ -828,7 +1117,15 @@ mod tests {
             ),
             (
                 serde_json::json!({"windows_based_sli": [{"window_period": "60s"}]}),
-                "a windows-based SLI is not evaluated by the emulator",
+                "expected exactly one of good_bad_metric_filter",
+            ),
+            (
+                serde_json::json!({"windows_based_sli": [{"window_period": "70s", "good_bad_metric_filter": count}]}),
+                "must be at least 60s and divide a day",
+            ),
+            (
+                serde_json::json!({"basic_sli": [{"latency": [{"threshold": "1s"}]}]}),
+                "a basic SLI is not evaluated by the emulator",
             ),
             (
                 serde_json::json!({"request_based_sli": [{"distribution_cut": [{"distribution_filter": count, "range": [{"min": 1, "max": 1}]}]}]}),

@@ -181,6 +181,67 @@ fn selectors_compute_burn_rate_sli_and_budget_from_the_stored_counts_at_scale() 
     );
 }
 
+#[test]
+fn a_windows_based_sli_counts_good_windows_at_scale() {
+    // 99 % of each one-minute window's requests must succeed: the older hour
+    // (0.5 % errors) has good windows, the newer (10 %) bad ones.
+    let count =
+        r#"metric.type="run.googleapis.com/request_count" AND resource.type="cloud_run_revision""#;
+    let json = serde_json::json!({
+        "service": FRONTEND,
+        "slo_id": "windows",
+        "goal": 0.9,
+        "rolling_period_days": 1,
+        "windows_based_sli": [{
+            "window_period": "60s",
+            "good_total_ratio_threshold": [{
+                "threshold": 0.99,
+                "performance": [{"good_total_ratio": [{
+                    "total_service_filter": count,
+                    "bad_service_filter": format!("{count} AND metric.labels.response_code_class=\"5xx\""),
+                }]}],
+            }],
+        }],
+    });
+    let resource = terraform::ResourceInstance {
+        resource_type: "google_monitoring_slo".into(),
+        name: "windows".into(),
+        index: None,
+        value: serde_json::from_value(json).unwrap(),
+    };
+    let slo = Slo::from_terraform(&resource).unwrap();
+    assert!(
+        matches!(slo.sli, Sli::WindowsBased { period, .. } if period == Duration::from_secs(60))
+    );
+    let store = MetricStore::new(100_000, Duration::ZERO);
+    let now = now_nanos();
+    for k in (0..120).rev() {
+        let end = now - k * SECOND;
+        let bad = if k < 60 { 100 } else { 5 };
+        store.write_as_google(
+            "local",
+            &[
+                request_count("2xx", 1000 - bad, end),
+                request_count("5xx", bad, end),
+            ],
+            end,
+        );
+    }
+    let scale = TimeScale::new(60.0).unwrap();
+    let hour = slo
+        .numbers(&store, "local", now, Duration::from_secs(3600), scale)
+        .unwrap();
+    assert_eq!((hour.counts.good, hour.counts.total), (0.0, 60.0));
+    let two_hours = slo
+        .numbers(&store, "local", now, Duration::from_secs(7200), scale)
+        .unwrap();
+    assert_eq!(
+        (two_hours.counts.good, two_hours.counts.total),
+        (60.0, 120.0)
+    );
+    assert_eq!(two_hours.sli(), Some(0.5));
+}
+
 /// A request line as Cloud Run logs it for the frontend.
 fn request_line(status: u16) -> String {
     format!(
