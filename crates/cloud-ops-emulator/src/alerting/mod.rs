@@ -17,7 +17,7 @@
 //! conditions select their burn rate, SLI or error budget with
 //! `select_slo_*` filters, and the console's SLO page shows them.
 //!
-//! What cannot be evaluated (an MQL condition, a windows-based SLI, an
+//! What cannot be evaluated (an MQL condition, a basic SLI, an
 //! unknown aligner, a channel type with no local delivery) is listed in the
 //! [`LoadReport`], printed at start-up and shown in the console; never
 //! silently dropped. The [`TimeScale`] divides every monitoring duration
