@@ -75,11 +75,14 @@ fn the_deployments_slos_and_burn_rate_policies_all_load() {
         loaded.report.problems
     );
     assert_eq!(loaded.report.slos.len(), 2, "{:?}", loaded.report.slos);
-    assert!(loaded
-        .report
-        .policies
-        .iter()
-        .any(|p| p.conditions.iter().any(|c| c.contains("burn rate"))));
+    // Every policy loaded, burn-rate ones (whatever their windows) included.
+    let module = terraform::load(&terraform_dir(), &VariableInputs::default()).unwrap();
+    let policies: Vec<_> = module.of_type("google_monitoring_alert_policy").collect();
+    assert_eq!(loaded.report.policies.len(), policies.len());
+    assert!(policies.iter().any(|policy| policy
+        .to_json()
+        .to_string()
+        .contains("select_slo_burn_rate(")));
 }
 
 /// One DELTA point of `run.googleapis.com/request_count` for the frontend.
