@@ -20,7 +20,8 @@
 use std::time::{Duration, Instant};
 
 use cloud_ops_emulator::alerting::incidents::Incident;
-use cloud_ops_emulator::alerting::slo::SloSelector;
+use cloud_ops_emulator::alerting::policy::ConditionKind;
+use cloud_ops_emulator::alerting::slo::{SelectorKind, SloSelector};
 use cloud_ops_emulator::time::timestamp::now_nanos;
 use cloud_ops_emulator::RunningEmulator;
 use cloudrun_observability::loadgen::{self, LoadSummary, LoadgenConfig};
@@ -47,7 +48,8 @@ fn slo_value(emulator: &RunningEmulator, slo_id: &str, selector: &str) -> Option
     .unwrap()
 }
 
-/// Incidents opened on a burn rate of the `slo_id` SLO, whatever the policy.
+/// Incidents opened on a burn rate of the `slo_id` SLO, whatever the policy
+/// (one window, or a fast and a slow burn pairing a long and a short one).
 fn burn_rate_incidents(emulator: &RunningEmulator, slo_id: &str) -> Vec<Incident> {
     let selects = format!("/serviceLevelObjectives/{slo_id}\"");
     alerting_of(emulator)
@@ -61,14 +63,44 @@ fn burn_rate_incidents(emulator: &RunningEmulator, slo_id: &str) -> Vec<Incident
         .collect()
 }
 
+/// The highest burn-rate threshold an alert condition sets for `slo_id`:
+/// the fast burn, where `terraform/` pairs fast and slow ones.
+fn fast_burn_threshold(emulator: &RunningEmulator, slo_id: &str) -> f64 {
+    let alerting = alerting_of(emulator);
+    let slo = alerting.slos.iter().find(|s| s.slo_id == slo_id).unwrap();
+    alerting
+        .policies
+        .iter()
+        .flat_map(|policy| &policy.conditions)
+        .filter_map(|condition| match &condition.kind {
+            ConditionKind::Slo(c)
+                if c.selector.kind == SelectorKind::BurnRate
+                    && slo.is_named(&c.selector.slo_name) =>
+            {
+                Some(c.threshold_value)
+            }
+            _ => None,
+        })
+        .fold(f64::NAN, f64::max)
+}
+
+/// Waits for the fast-burn incident of `slo_id`.
 async fn wait_for_burn_rate_incident(
     emulator: &RunningEmulator,
     slo_id: &str,
     within: Duration,
 ) -> Incident {
+    let threshold = fast_burn_threshold(emulator, slo_id);
+    assert!(
+        threshold > 1.0,
+        "terraform/ alerts on the {slo_id} burn rate"
+    );
     let deadline = Instant::now() + within;
     loop {
-        if let Some(incident) = burn_rate_incidents(emulator, slo_id).into_iter().next() {
+        if let Some(incident) = burn_rate_incidents(emulator, slo_id)
+            .into_iter()
+            .find(|incident| incident.threshold_value == Some(threshold))
+        {
             return incident;
         }
         assert!(
@@ -195,7 +227,10 @@ async fn a_burst_of_5xx_opens_the_availability_burn_rate_incident_and_recovery_c
         "opened within the scaled hour"
     );
     assert!(incident.is_open());
-    assert!(incident.observed_value.unwrap() > 10.0, "{incident:#?}");
+    assert!(
+        incident.observed_value.unwrap() > incident.threshold_value.unwrap(),
+        "{incident:#?}"
+    );
     assert!(
         incident.summary.contains("select_slo_burn_rate("),
         "{}",
@@ -245,14 +280,14 @@ async fn requests_slower_than_the_threshold_open_the_latency_burn_rate_incident_
     let deployed = emulator(&terraform_dir(), 120.0, &webhook).await;
     let service = frontend(&deployed, "0");
     let forwarder = forward_logs(&service, &[&deployed]);
-    let background = load(&service, 10.0, Duration::from_secs(90), 0.0);
+    let background = load(&service, 5.0, Duration::from_secs(90), 0.0);
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(burn_rate_incidents(&deployed, "latency").is_empty());
 
     // Visitors waiting on 700 ms pages, over the 500 ms threshold: most of
     // the requests are slow, against a 5 % budget.
     let mut visitors = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..50 {
         let http = service.http.clone();
         let url = service.url("/api/faults/slow?ms=700");
         visitors.push(tokio::spawn(async move {
@@ -262,7 +297,10 @@ async fn requests_slower_than_the_threshold_open_the_latency_burn_rate_incident_
         }));
     }
     let incident = wait_for_burn_rate_incident(&deployed, "latency", Duration::from_secs(30)).await;
-    assert!(incident.observed_value.unwrap() > 10.0, "{incident:#?}");
+    assert!(
+        incident.observed_value.unwrap() > incident.threshold_value.unwrap(),
+        "{incident:#?}"
+    );
     let sli = slo_value(&deployed, "latency", r#"select_slo_health("SLO", "300s")"#).unwrap();
     assert!(sli < 0.5, "the last five minutes' SLI is {sli}");
     for visitor in visitors {
