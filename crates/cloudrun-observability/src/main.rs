@@ -61,9 +61,6 @@ async fn main() -> anyhow::Result<()> {
 /// Prints what `check-filters` found; exits 1 when a filter failed.
 fn check_filter_lines() -> anyhow::Result<()> {
     let report = check_filters(std::io::stdin().lock())?;
-    for skipped in &report.skipped {
-        println!("skipped (an SLO selector, not a time-series filter): {skipped}");
-    }
     for failure in &report.failures {
         eprintln!("FAILED: {failure}");
     }

@@ -24,7 +24,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 
-use super::policy::{Absent, Condition, ConditionKind, Query, Threshold};
+use super::policy::{
+    Absent, Comparison, Condition, ConditionKind, Query, SloThreshold, Threshold, Trigger,
+};
+use super::slo::Slo;
 use crate::monitoring::aggregation::{self, AggregationError, Spec};
 use crate::monitoring::store::MetricStore;
 use crate::time::scale::TimeScale;
@@ -35,8 +38,12 @@ use crate::time::scale::TimeScale;
 pub enum EvaluationError {
     #[error("{0}")]
     Aggregation(#[from] AggregationError),
+    #[error("no google_monitoring_slo is named {0:?}")]
+    UnknownSlo(String),
     #[error("{metric_type} gives distribution values, which a threshold cannot compare; align or reduce them to a percentile, or use ALIGN_COUNT")]
     DistributionValue { metric_type: String },
+    #[error("{metric_type} cannot be counted for an SLO: good_total_ratio needs INT64 or DOUBLE DELTA or CUMULATIVE series, distribution_cut DISTRIBUTION ones")]
+    NotCountable { metric_type: String },
 }
 
 /// Which time series a value belongs to: its type and labels after aggregation.
@@ -85,6 +92,40 @@ pub struct Verdict {
     pub met: bool,
 }
 
+/// What an evaluation reads from: the stored series of `project`, the SLOs
+/// selectors name, at the time scale.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub store: &'a MetricStore,
+    pub project: &'a str,
+    pub scale: TimeScale,
+    pub slos: &'a [Slo],
+}
+
+/// How a threshold judges values, its spans in local time.
+struct Judge {
+    comparison: Comparison,
+    threshold_value: f64,
+    duration: i64,
+    period: i64,
+    trigger: Trigger,
+}
+
+/// The one series an SLO selector returns: the selector as its type, the
+/// SLO's service and id as its labels.
+fn slo_identity(slo: &Slo, condition: &SloThreshold) -> SeriesIdentity {
+    SeriesIdentity {
+        metric_type: condition.filter_text.clone(),
+        metric_labels: BTreeMap::new(),
+        resource_type: String::new(),
+        resource_labels: [
+            ("service_id".to_owned(), slo.service_id.clone()),
+            ("slo_id".to_owned(), slo.slo_id.clone()),
+        ]
+        .into(),
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Track {
     violating_since: Option<i64>,
@@ -108,12 +149,16 @@ impl ConditionState {
     pub fn evaluate(
         &mut self,
         condition: &Condition,
-        store: &MetricStore,
-        project: &str,
+        context: &Context<'_>,
         now: i64,
-        scale: TimeScale,
     ) -> Result<Verdict, EvaluationError> {
         let started = *self.started.get_or_insert(now);
+        let Context {
+            store,
+            project,
+            scale,
+            slos,
+        } = *context;
         match &condition.kind {
             ConditionKind::Threshold(threshold) => {
                 self.threshold(threshold, store, project, now, scale)
@@ -121,7 +166,46 @@ impl ConditionState {
             ConditionKind::Absent(absent) => {
                 self.absent(absent, store, project, now, started, scale)
             }
+            ConditionKind::Slo(slo_threshold) => {
+                self.slo_threshold(slo_threshold, slos, store, project, now, scale)
+            }
         }
+    }
+
+    /// An SLO selector's value for the whole SLO: one series, named by the
+    /// selector, as Cloud Monitoring returns SLO data.
+    fn slo_threshold(
+        &mut self,
+        condition: &SloThreshold,
+        slos: &[Slo],
+        store: &MetricStore,
+        project: &str,
+        now: i64,
+        scale: TimeScale,
+    ) -> Result<Verdict, EvaluationError> {
+        let slo = slos
+            .iter()
+            .find(|slo| slo.is_named(&condition.selector.slo_name))
+            .ok_or_else(|| EvaluationError::UnknownSlo(condition.selector.slo_name.clone()))?;
+        let value = slo.select(&condition.selector, store, project, now, scale)?;
+        let values: Vec<(SeriesIdentity, f64)> = value
+            .map(|value| (slo_identity(slo, condition), value))
+            .into_iter()
+            .collect();
+        let judge = Judge {
+            comparison: condition.comparison,
+            threshold_value: condition.threshold_value,
+            duration: scale.scale_nanos(condition.duration.as_nanos() as i64),
+            period: scale.scale_nanos(
+                condition
+                    .selector
+                    .lookback
+                    .unwrap_or(slo.rolling_period)
+                    .as_nanos() as i64,
+            ),
+            trigger: condition.trigger,
+        };
+        Ok(self.judge(values, &judge, now))
     }
 
     fn threshold(
@@ -139,8 +223,19 @@ impl ConditionState {
                 latest_values(denominator, store, project, now, scale)?,
             ),
         };
-        let duration = scale.scale_nanos(threshold.duration.as_nanos() as i64);
-        let period = scale.scale_nanos(threshold.query.period_nanos());
+        let judge = Judge {
+            comparison: threshold.comparison,
+            threshold_value: threshold.threshold_value,
+            duration: scale.scale_nanos(threshold.duration.as_nanos() as i64),
+            period: scale.scale_nanos(threshold.query.period_nanos()),
+            trigger: threshold.trigger,
+        };
+        Ok(self.judge(values, &judge, now))
+    }
+
+    /// Carries each series' violation from tick to tick: a series fires once
+    /// it has violated for the whole duration.
+    fn judge(&mut self, values: Vec<(SeriesIdentity, f64)>, judge: &Judge, now: i64) -> Verdict {
         for (identity, value) in values {
             let track = self.tracks.entry(identity).or_insert(Track {
                 violating_since: None,
@@ -149,27 +244,27 @@ impl ConditionState {
             });
             track.last_seen = now;
             track.last_value = Some(value);
-            if threshold.comparison.holds(value, threshold.threshold_value) {
+            if judge.comparison.holds(value, judge.threshold_value) {
                 track.violating_since.get_or_insert(now);
             } else {
                 track.violating_since = None;
             }
         }
-        self.forget_silent(now, duration + 2 * period);
+        self.forget_silent(now, judge.duration + 2 * judge.period);
         let firing: Vec<Firing> = self
             .tracks
             .iter()
             .filter(|(_, track)| {
                 track
                     .violating_since
-                    .is_some_and(|since| now - since >= duration)
+                    .is_some_and(|since| now - since >= judge.duration)
             })
             .map(|(identity, track)| Firing {
                 identity: identity.clone(),
                 value: track.last_value,
             })
             .collect();
-        Ok(self.verdict(firing, threshold.trigger))
+        self.verdict(firing, judge.trigger)
     }
 
     fn absent(
@@ -225,7 +320,7 @@ impl ConditionState {
             .retain(|_, track| now - track.last_seen <= grace);
     }
 
-    fn verdict(&self, mut firing: Vec<Firing>, trigger: super::policy::Trigger) -> Verdict {
+    fn verdict(&self, mut firing: Vec<Firing>, trigger: Trigger) -> Verdict {
         firing.sort_by(|a, b| a.identity.cmp(&b.identity));
         let tracked = self.tracks.len();
         Verdict {

@@ -13,7 +13,11 @@
 //! opening and closing [`incidents`] and notifying channels
 //! ([`notifications`]).
 //!
-//! What cannot be evaluated (an MQL condition, an SLO burn-rate filter, an
+//! The SLOs (`google_monitoring_slo`, [`slo`]) are read too: alert
+//! conditions select their burn rate, SLI or error budget with
+//! `select_slo_*` filters, and the console's SLO page shows them.
+//!
+//! What cannot be evaluated (an MQL condition, a basic SLI, an
 //! unknown aligner, a channel type with no local delivery) is listed in the
 //! [`LoadReport`], printed at start-up and shown in the console; never
 //! silently dropped. The [`TimeScale`] divides every monitoring duration
@@ -23,6 +27,7 @@ pub mod evaluation;
 pub mod incidents;
 pub mod notifications;
 pub mod policy;
+pub mod slo;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -37,6 +42,7 @@ use self::evaluation::{ConditionState, Firing, SeriesIdentity, Verdict};
 use self::incidents::{new_incident_id, DocumentationView, Incident, IncidentStore};
 use self::notifications::{resource_display, Notifier};
 use self::policy::{AlertPolicy, Combiner, ConditionKind, NotificationChannel};
+use self::slo::Slo;
 use super::EmulatorStore;
 use crate::logging::metrics::{LogMetric, LogMetricsCollector};
 use crate::monitoring::uptime::{self, UptimeCheck};
@@ -112,6 +118,8 @@ pub struct LoadReport {
     pub log_metrics: Vec<String>,
     pub uptime_checks: Vec<String>,
     pub channels: Vec<String>,
+    /// The SLOs, as `display name (address)`.
+    pub slos: Vec<String>,
     /// Everything not evaluated, with the resource address and why.
     pub problems: Vec<String>,
 }
@@ -131,12 +139,13 @@ impl LoadReport {
     pub fn summary_lines(&self, uptime_waits: bool) -> Vec<String> {
         let mut lines = vec![
             format!(
-                "monitoring from {}: {} alert policies, {} log-based metrics, {} uptime checks, {} notification channels; time scale: {}",
+                "monitoring from {}: {} alert policies, {} log-based metrics, {} uptime checks, {} notification channels, {} SLOs; time scale: {}",
                 self.terraform_dir,
                 self.policies.len(),
                 self.log_metrics.len(),
                 self.uptime_checks.len(),
                 self.channels.len(),
+                self.slos.len(),
                 self.time_scale,
             ),
         ];
@@ -161,6 +170,7 @@ pub struct Monitoring {
     channels: Vec<NotificationChannel>,
     log_metrics: Vec<LogMetric>,
     uptime_checks: Vec<UptimeCheck>,
+    slos: Vec<Slo>,
     pub report: LoadReport,
 }
 
@@ -183,12 +193,27 @@ pub fn load(config: &AlertingConfig) -> Result<Monitoring, AlertingError> {
         &mut problems,
         policy::channel_from_terraform,
     );
+    let slos: Vec<Slo> = loaded(
+        &module,
+        "google_monitoring_slo",
+        &mut problems,
+        Slo::from_terraform,
+    );
     let policies: Vec<AlertPolicy> = loaded(
         &module,
         "google_monitoring_alert_policy",
         &mut problems,
         policy::policy_from_terraform,
-    );
+    )
+    .into_iter()
+    .filter(|policy| match unknown_slo(policy, &slos) {
+        Some(problem) => {
+            problems.push(problem);
+            false
+        }
+        None => true,
+    })
+    .collect();
     let log_metrics: Vec<LogMetric> = loaded(
         &module,
         "google_logging_metric",
@@ -227,6 +252,10 @@ pub fn load(config: &AlertingConfig) -> Result<Monitoring, AlertingError> {
             .iter()
             .map(|c| format!("{} ({})", c.display_name, c.address))
             .collect(),
+        slos: slos
+            .iter()
+            .map(|s| format!("{} ({})", s.display_name, s.address))
+            .collect(),
         problems,
     };
     Ok(Monitoring {
@@ -234,8 +263,35 @@ pub fn load(config: &AlertingConfig) -> Result<Monitoring, AlertingError> {
         channels,
         log_metrics,
         uptime_checks,
+        slos,
         report,
     })
+}
+
+/// A policy whose SLO selector names no SLO that loaded: the problem to report.
+fn unknown_slo(policy: &AlertPolicy, slos: &[Slo]) -> Option<String> {
+    policy
+        .conditions
+        .iter()
+        .enumerate()
+        .find_map(|(index, condition)| match &condition.kind {
+            ConditionKind::Slo(slo_condition)
+                if !slos
+                    .iter()
+                    .any(|slo| slo.is_named(&slo_condition.selector.slo_name)) =>
+            {
+                Some(format!(
+                    "{}: conditions[{index}]: filter {:?} names an SLO that is not loaded (loaded: {})",
+                    policy.address,
+                    slo_condition.filter_text,
+                    slos.iter()
+                        .map(|slo| slo.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+            _ => None,
+        })
 }
 
 /// The resources of one type that load; the others' errors go to `problems`.
@@ -276,6 +332,12 @@ fn policy_view(policy: &AlertPolicy) -> PolicyView {
 pub struct AlertingHandle {
     pub incidents: IncidentStore,
     pub report: Arc<LoadReport>,
+    /// The SLOs loaded, for the console's SLO page.
+    pub slos: Arc<Vec<Slo>>,
+    /// The policies loaded, for the console's SLO page.
+    pub policies: Arc<Vec<AlertPolicy>>,
+    /// The project policies and SLOs are evaluated in.
+    pub project: String,
     /// The latest evaluation error of each condition that has one.
     errors: Arc<Mutex<BTreeMap<String, String>>>,
     service_url: Arc<watch::Sender<Option<reqwest::Url>>>,
@@ -332,13 +394,16 @@ pub fn start(
             config.project.clone(),
         )));
     }
+    let slos = Arc::new(monitoring.slos);
+    let policies = Arc::new(monitoring.policies);
     let evaluator = Evaluator {
-        policies: monitoring
-            .policies
-            .into_iter()
+        policies: policies
+            .iter()
             .filter(|p| p.enabled)
+            .cloned()
             .map(PolicyRuntime::new)
             .collect(),
+        slos: Arc::clone(&slos),
         channels: monitoring.channels,
         collector: LogMetricsCollector::new(monitoring.log_metrics, config.project.clone()),
         notifier: Notifier::new(incidents.clone(), config.project.clone(), console_url),
@@ -352,6 +417,9 @@ pub fn start(
     AlertingHandle {
         incidents,
         report: Arc::new(monitoring.report),
+        slos,
+        policies,
+        project: config.project.clone(),
         errors,
         service_url: Arc::new(service_url),
         tasks: Arc::new(tasks),
@@ -360,6 +428,7 @@ pub fn start(
 
 struct Evaluator {
     policies: Vec<PolicyRuntime>,
+    slos: Arc<Vec<Slo>>,
     channels: Vec<NotificationChannel>,
     collector: LogMetricsCollector,
     notifier: Notifier,
@@ -378,7 +447,7 @@ impl Evaluator {
             .policies
             .iter()
             .flat_map(|p| &p.policy.conditions)
-            .map(|c| c.query().period_nanos())
+            .map(policy::Condition::period_nanos)
             .min()
             .unwrap_or(60_000_000_000);
         let tick = Duration::from_nanos((self.scale.scale_nanos(shortest) / 4) as u64);
@@ -409,13 +478,13 @@ impl Evaluator {
         let mut verdicts = Vec::with_capacity(runtime.states.len());
         for (condition, state) in runtime.policy.conditions.iter().zip(&mut runtime.states) {
             let key = format!("{} / {}", runtime.policy.address, condition.display_name);
-            let result = state.evaluate(
-                condition,
-                &self.store.metrics,
-                &self.project,
-                now,
-                self.scale,
-            );
+            let context = evaluation::Context {
+                store: &self.store.metrics,
+                project: &self.project,
+                scale: self.scale,
+                slos: &self.slos,
+            };
+            let result = state.evaluate(condition, &context, now);
             let mut errors = self
                 .errors
                 .lock()
@@ -562,10 +631,7 @@ impl PolicyRuntime {
         } else {
             condition.display_name.clone()
         };
-        let threshold = match &condition.kind {
-            ConditionKind::Threshold(t) => Some((t.comparison, t.threshold_value)),
-            ConditionKind::Absent(_) => None,
-        };
+        let threshold = condition.threshold();
         let mut incident = Incident {
             id: new_incident_id(),
             policy_id: self.policy.id.clone(),

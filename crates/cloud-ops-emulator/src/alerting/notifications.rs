@@ -164,10 +164,11 @@ pub fn resource_display(incident: &Incident) -> String {
         .iter()
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    if labels.is_empty() {
-        incident.resource_type.clone()
-    } else {
-        format!("{} {{{}}}", incident.resource_type, labels.join(", "))
+    match (labels.is_empty(), incident.resource_type.is_empty()) {
+        (true, _) => incident.resource_type.clone(),
+        // An SLO selector's series: no monitored resource, the SLO's labels.
+        (false, true) => format!("{{{}}}", labels.join(", ")),
+        (false, false) => format!("{} {{{}}}", incident.resource_type, labels.join(", ")),
     }
 }
 

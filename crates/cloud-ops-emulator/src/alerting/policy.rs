@@ -3,8 +3,8 @@
 //! `google_monitoring_notification_channel`) into a checked model.
 //!
 //! Everything the evaluator cannot honour is an error naming the policy and
-//! why: an MQL or PromQL condition, an SLO burn-rate filter, an unknown
-//! aligner, a chain of aggregations. A policy that loaded is one the
+//! why: an MQL or PromQL condition, an SLO selector it does not know, an
+//! unknown aligner, a chain of aggregations. A policy that loaded is one the
 //! emulator evaluates exactly as written; nothing is silently skipped.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use gcloud_sdk::google::monitoring::v3::aggregation::{Aligner, Reducer};
 use serde_json::Value;
 
+use super::slo::SloSelector;
 use crate::json::{blocks, text};
 use crate::monitoring::aggregation::{self, Spec};
 use crate::monitoring::filter::{self, Filter};
@@ -130,10 +131,23 @@ pub struct Absent {
     pub trigger: Trigger,
 }
 
+/// A `condition_threshold` whose filter is an SLO time-series selector:
+/// only the filter, comparison, threshold, duration and trigger apply.
+#[derive(Debug, Clone)]
+pub struct SloThreshold {
+    pub filter_text: String,
+    pub selector: SloSelector,
+    pub comparison: Comparison,
+    pub threshold_value: f64,
+    pub duration: Duration,
+    pub trigger: Trigger,
+}
+
 #[derive(Debug, Clone)]
 pub enum ConditionKind {
     Threshold(Threshold),
     Absent(Absent),
+    Slo(SloThreshold),
 }
 
 #[derive(Debug, Clone)]
@@ -143,10 +157,25 @@ pub struct Condition {
 }
 
 impl Condition {
-    pub fn query(&self) -> &Query {
+    /// How often the condition's value can change, in monitoring time: its
+    /// alignment period, or an SLO selector's lookback (a minute without one).
+    pub fn period_nanos(&self) -> i64 {
         match &self.kind {
-            ConditionKind::Threshold(threshold) => &threshold.query,
-            ConditionKind::Absent(absent) => &absent.query,
+            ConditionKind::Threshold(threshold) => threshold.query.period_nanos(),
+            ConditionKind::Absent(absent) => absent.query.period_nanos(),
+            ConditionKind::Slo(slo) => slo
+                .selector
+                .lookback
+                .map_or(60 * 1_000_000_000, |lookback| lookback.as_nanos() as i64),
+        }
+    }
+
+    /// The comparison and threshold, for a condition that has them.
+    pub fn threshold(&self) -> Option<(Comparison, f64)> {
+        match &self.kind {
+            ConditionKind::Threshold(t) => Some((t.comparison, t.threshold_value)),
+            ConditionKind::Slo(t) => Some((t.comparison, t.threshold_value)),
+            ConditionKind::Absent(_) => None,
         }
     }
 }
@@ -323,6 +352,9 @@ fn parse_condition(condition: &Value) -> Result<Condition, String> {
     let threshold = blocks(condition, "condition_threshold");
     let absent = blocks(condition, "condition_absent");
     let kind = match (threshold.first(), absent.first()) {
+        (Some(threshold), None) if is_slo_selector(threshold) => {
+            ConditionKind::Slo(parse_slo_threshold(threshold)?)
+        }
         (Some(threshold), None) => ConditionKind::Threshold(parse_threshold(threshold)?),
         (None, Some(absent)) => ConditionKind::Absent(parse_absent(absent)?),
         _ => {
@@ -332,6 +364,45 @@ fn parse_condition(condition: &Value) -> Result<Condition, String> {
         }
     };
     Ok(Condition { display_name, kind })
+}
+
+fn is_slo_selector(block: &Value) -> bool {
+    block["filter"]
+        .as_str()
+        .is_some_and(|filter| filter.trim_start().starts_with("select_slo_"))
+}
+
+/// A threshold on an SLO selector (Google: "the only field used in a
+/// condition for an SLO is the filter field").
+fn parse_slo_threshold(block: &Value) -> Result<SloThreshold, String> {
+    let filter_text = block["filter"].as_str().unwrap_or_default().to_owned();
+    let selector = SloSelector::parse(&filter_text).map_err(|error| format!("filter: {error}"))?;
+    for key in [
+        "aggregations",
+        "denominator_filter",
+        "denominator_aggregations",
+    ] {
+        let used = match &block[key] {
+            Value::Null => false,
+            Value::String(text) => !text.is_empty(),
+            Value::Array(items) => !items.is_empty(),
+            _ => true,
+        };
+        if used {
+            return Err(format!(
+                "{key} does not apply to an SLO selector filter; Cloud Monitoring uses only the filter"
+            ));
+        }
+    }
+    let (comparison, threshold_value) = parse_comparison(block)?;
+    Ok(SloThreshold {
+        filter_text,
+        selector,
+        comparison,
+        threshold_value,
+        duration: parse_duration(block, 0)?,
+        trigger: parse_trigger(block)?,
+    })
 }
 
 fn parse_threshold(block: &Value) -> Result<Threshold, String> {
@@ -352,6 +423,18 @@ fn parse_threshold(block: &Value) -> Result<Threshold, String> {
             );
         }
     }
+    let (comparison, threshold_value) = parse_comparison(block)?;
+    Ok(Threshold {
+        query,
+        denominator,
+        comparison,
+        threshold_value,
+        duration: parse_duration(block, 0)?,
+        trigger: parse_trigger(block)?,
+    })
+}
+
+fn parse_comparison(block: &Value) -> Result<(Comparison, f64), String> {
     let comparison = match block["comparison"].as_str().unwrap_or_default() {
         "COMPARISON_GT" => Comparison::Gt,
         "COMPARISON_GE" => Comparison::Ge,
@@ -367,14 +450,7 @@ fn parse_threshold(block: &Value) -> Result<Threshold, String> {
             .as_f64()
             .ok_or_else(|| format!("threshold_value {value} is not a number"))?,
     };
-    Ok(Threshold {
-        query,
-        denominator,
-        comparison,
-        threshold_value,
-        duration: parse_duration(block, 0)?,
-        trigger: parse_trigger(block)?,
-    })
+    Ok((comparison, threshold_value))
 }
 
 fn parse_absent(block: &Value) -> Result<Absent, String> {
@@ -423,7 +499,7 @@ fn parse_query(block: &Value, filter_key: &str, aggregations_key: &str) -> Resul
         .to_owned();
     if filter_text.trim_start().starts_with("select_slo_") {
         return Err(format!(
-            "{filter_key} {filter_text:?} selects an SLO time series; the emulator does not evaluate SLOs"
+            "{filter_key} {filter_text:?} selects an SLO time series, which only a condition_threshold's filter can"
         ));
     }
     if filter_text.len() > 2048 {
@@ -630,7 +706,13 @@ mod tests {
             ),
             (
                 threshold(serde_json::json!({"filter": "select_slo_burn_rate(\"x\", \"3600s\")"})),
-                "the emulator does not evaluate SLOs",
+                "aggregations does not apply to an SLO selector filter",
+            ),
+            (
+                threshold(
+                    serde_json::json!({"filter": "select_slo_counts(\"x\")", "aggregations": []}),
+                ),
+                "select_slo_counts is not an SLO selector the emulator evaluates",
             ),
             (
                 threshold(serde_json::json!({"duration": "90s"})),

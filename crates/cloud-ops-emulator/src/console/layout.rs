@@ -44,15 +44,17 @@ pub enum Section {
     Metrics,
     Errors,
     Incidents,
+    Slo,
 }
 
-const NAV: [(Section, &str, &str); 6] = [
+const NAV: [(Section, &str, &str); 7] = [
     (Section::Overview, "/", "Overview"),
     (Section::Logs, "/logs", "Logs"),
     (Section::Traces, "/traces", "Traces"),
     (Section::Metrics, "/metrics", "Metrics"),
     (Section::Errors, "/errors", "Errors"),
     (Section::Incidents, "/incidents", "Alerting"),
+    (Section::Slo, "/slo", "SLOs"),
 ];
 
 /// A whole page: `title` in the tab and as its heading, `body` below.

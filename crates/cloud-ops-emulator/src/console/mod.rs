@@ -15,7 +15,9 @@
 //!   active sessions, per route;
 //! - [`errors`]: `/errors`, error entries grouped as Error Reporting does;
 //! - [`incidents`]: `/incidents` and `GET /api/incidents`, the alert
-//!   policies loaded from Terraform, their incidents and notifications.
+//!   policies loaded from Terraform, their incidents and notifications;
+//! - [`slo`]: `/slo`, each SLO's goal, SLI, error budget left and burn
+//!   rates, with the incidents its burn-rate alerts opened.
 
 pub mod chart;
 pub mod errors;
@@ -24,6 +26,7 @@ pub mod layout;
 pub mod logs;
 pub mod metrics;
 pub mod overview;
+pub mod slo;
 pub mod traces;
 
 use axum::routing::{get, post};
@@ -43,6 +46,7 @@ pub fn routes(store: EmulatorStore) -> Router {
         .route("/errors", get(errors::page))
         .route("/incidents", get(incidents::page))
         .route("/api/incidents", get(incidents::api))
+        .route("/slo", get(slo::page))
         .layer(logs::body_limit())
         .with_state(store)
 }

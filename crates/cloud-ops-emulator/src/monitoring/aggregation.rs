@@ -299,7 +299,8 @@ pub struct Dist {
 }
 
 impl Dist {
-    fn from_proto(d: &Distribution) -> Option<Self> {
+    /// The distribution of a point, with its bounds made explicit.
+    pub fn from_proto(d: &Distribution) -> Option<Self> {
         let options = d.bucket_options.clone()?;
         let bounds = match options.options.as_ref()? {
             Options::LinearBuckets(l) => (0..=l.num_finite_buckets)
@@ -349,7 +350,7 @@ impl Dist {
     }
 
     /// `self + other`; `None` when the bucketing differs.
-    fn merge(&self, other: &Self) -> Option<Self> {
+    pub fn merge(&self, other: &Self) -> Option<Self> {
         if self.bounds != other.bounds {
             return None;
         }

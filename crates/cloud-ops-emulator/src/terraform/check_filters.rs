@@ -1,6 +1,7 @@
 //! Checks that the deployment's filters parse: every Cloud Monitoring filter
-//! of `terraform/` with the emulator's Monitoring filter parser, every log
-//! filter with its Logging query parser. A typo in an alert's filter is
+//! of `terraform/` with the emulator's Monitoring filter parser (an SLO
+//! selector, `select_slo_burn_rate("...", "3600s")`, with the alert engine's
+//! selector parser), every log filter with its Logging query parser. A typo in an alert's filter is
 //! otherwise found only when the alert never fires.
 //!
 //! Input: JSON lines `{"resource", "attribute", "language", "filter"}`, as
@@ -12,6 +13,7 @@ use std::io::BufRead;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::alerting::slo::SloSelector;
 use crate::logging::query::LogFilter;
 use crate::monitoring::filter;
 
@@ -30,10 +32,8 @@ pub struct DeployedFilter {
 /// What the check found.
 #[derive(Debug, Default)]
 pub struct FilterReport {
+    /// Filters that parsed, SLO selectors (`select_slo_burn_rate(...)`) included.
     pub checked: usize,
-    /// SLO selectors (`select_slo_burn_rate(...)`) are not time-series
-    /// filters: the SLO service evaluates them.
-    pub skipped: Vec<String>,
     pub failures: Vec<String>,
 }
 
@@ -65,7 +65,6 @@ pub fn check_filters(input: impl BufRead) -> Result<FilterReport, FilterCheckErr
         let name = format!("{} {}", record.resource, record.attribute);
         match check_one(&record) {
             Checked::Ok => report.checked += 1,
-            Checked::Skipped => report.skipped.push(name),
             Checked::Failed(reason) => report.failures.push(format!("{name}: {reason}")),
         }
     }
@@ -74,7 +73,6 @@ pub fn check_filters(input: impl BufRead) -> Result<FilterReport, FilterCheckErr
 
 enum Checked {
     Ok,
-    Skipped,
     Failed(String),
 }
 
@@ -84,7 +82,12 @@ fn check_one(record: &DeployedFilter) -> Checked {
             Ok(_) => Checked::Ok,
             Err(error) => Checked::Failed(error.to_string()),
         },
-        "monitoring" if record.filter.trim_start().starts_with("select_slo_") => Checked::Skipped,
+        "monitoring" if record.filter.trim_start().starts_with("select_slo_") => {
+            match SloSelector::parse(&record.filter) {
+                Ok(_) => Checked::Ok,
+                Err(error) => Checked::Failed(format!("{error} in {:?}", record.filter)),
+            }
+        }
         "monitoring" if record.filter.len() > MAX_MONITORING_FILTER_LEN => {
             Checked::Failed(format!(
                 "{} characters, more than the {MAX_MONITORING_FILTER_LEN} Cloud Monitoring allows",
@@ -108,17 +111,39 @@ mod tests {
     }
 
     #[test]
-    fn good_filters_pass_and_slo_selectors_are_skipped() {
+    fn good_filters_and_slo_selectors_pass() {
         let report = check(concat!(
             r#"{"resource":"a","attribute":"filter","language":"logging","filter":"severity>=ERROR"}"#,
             "\n",
             r#"{"resource":"b","attribute":"filter","language":"monitoring","filter":"metric.type=\"x.googleapis.com/y\" AND resource.type=\"generic_task\""}"#,
             "\n",
             r#"{"resource":"c","attribute":"filter","language":"monitoring","filter":"select_slo_burn_rate(\"s\", \"3600s\")"}"#,
+            "\n",
+            r#"{"resource":"d","attribute":"filter","language":"monitoring","filter":"select_slo_budget_fraction(\"s\")"}"#,
         ));
-        assert_eq!(report.checked, 2);
-        assert_eq!(report.skipped, vec!["c filter"]);
-        assert!(report.failures.is_empty());
+        assert_eq!(report.checked, 4);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+    }
+
+    #[test]
+    fn a_bad_slo_selector_fails_with_why() {
+        let report = check(concat!(
+            r#"{"resource":"p","attribute":"filter","language":"monitoring","filter":"select_slo_burn_rate(\"s\")"}"#,
+            "\n",
+            r#"{"resource":"q","attribute":"filter","language":"monitoring","filter":"select_slo_burn_rate(\"s\", \"1d\")"}"#,
+        ));
+        assert_eq!(report.checked, 0);
+        assert!(
+            report.failures[0]
+                .starts_with("p filter: select_slo_burn_rate needs a lookback period"),
+            "{:?}",
+            report.failures
+        );
+        assert!(
+            report.failures[1].contains("unit ns, us, ms, s, m or h"),
+            "{:?}",
+            report.failures
+        );
     }
 
     #[test]

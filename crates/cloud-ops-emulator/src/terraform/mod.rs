@@ -31,6 +31,8 @@ pub const EVALUATED_TYPES: &[&str] = &[
     "google_monitoring_alert_policy",
     "google_monitoring_uptime_check_config",
     "google_monitoring_notification_channel",
+    "google_monitoring_custom_service",
+    "google_monitoring_slo",
 ];
 
 /// Terraform's meta-arguments: not part of a resource's configuration.
@@ -405,6 +407,9 @@ impl Evaluator {
                 for (key, evaluated) in evaluate_body(body, &context)? {
                     value.insert(key, evaluated);
                 }
+                if resource_type == "google_monitoring_slo" {
+                    value.insert("name".into(), Value::String(slo_name(&value)));
+                }
                 Ok(ResourceInstance {
                     resource_type: resource_type.to_owned(),
                     name: name.to_owned(),
@@ -450,6 +455,22 @@ fn stand_in(resource_type: &str, name: &str, index: Option<usize>) -> Map<String
         format!("serviceAccount:{id}@emulated.iam.gserviceaccount.com"),
     );
     value
+}
+
+/// An SLO's resource name, as alert filters select it:
+/// `projects/P/services/S/serviceLevelObjectives/ID` (the project `local`
+/// unless the resource sets one; the emulator matches on the rest).
+fn slo_name(value: &Map<String, Value>) -> String {
+    let text = |key: &str| match value.get(key) {
+        Some(Value::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    format!(
+        "projects/{}/services/{}/serviceLevelObjectives/{}",
+        text("project").unwrap_or_else(|| "local".to_owned()),
+        text("service").unwrap_or_default(),
+        text("slo_id").unwrap_or_default(),
+    )
 }
 
 /// A block body as an object: attributes evaluated, nested blocks as arrays

@@ -8,5 +8,6 @@ mod concurrency;
 mod metrics_read;
 mod metrics_write;
 mod robustness;
+mod slo;
 mod terraform_model;
 mod trace;

@@ -2,6 +2,7 @@
 //! log-based metrics, uptime check and notification channels of
 //! `terraform/` evaluate completely, with the filters Terraform would send.
 
+use cloud_ops_emulator::alerting::slo::SloSelector;
 use cloud_ops_emulator::logging::query::LogFilter;
 use cloud_ops_emulator::monitoring::filter;
 use cloud_ops_emulator::terraform::{load, VariableInputs};
@@ -47,6 +48,8 @@ fn filters_resolve_and_parse_with_the_emulators_parsers() {
                 for inner in condition[kind].as_array().into_iter().flatten() {
                     let text = inner["filter"].as_str().unwrap();
                     if text.starts_with("select_slo_") {
+                        SloSelector::parse(text)
+                            .unwrap_or_else(|e| panic!("{}: {e}", policy.address()));
                         continue;
                     }
                     filter::parse(text).unwrap_or_else(|e| panic!("{}: {e}", policy.address()));

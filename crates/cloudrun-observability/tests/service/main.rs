@@ -19,6 +19,7 @@ mod logging;
 mod metrics;
 mod security;
 mod shutdown_under_load;
+mod slo;
 mod telemetry_faults;
 mod traces;
 mod uptime;
