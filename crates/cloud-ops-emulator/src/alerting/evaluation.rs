@@ -27,7 +27,7 @@ use gcloud_sdk::google::monitoring::v3::{typed_value, TimeSeries};
 use super::policy::{
     Absent, Comparison, Condition, ConditionKind, Query, SloThreshold, Threshold, Trigger,
 };
-use super::slo::Slo;
+use super::slo::{SliError, Slo};
 use crate::monitoring::aggregation::{self, AggregationError, Spec};
 use crate::monitoring::store::MetricStore;
 use crate::time::scale::TimeScale;
@@ -42,8 +42,8 @@ pub enum EvaluationError {
     UnknownSlo(String),
     #[error("{metric_type} gives distribution values, which a threshold cannot compare; align or reduce them to a percentile, or use ALIGN_COUNT")]
     DistributionValue { metric_type: String },
-    #[error("{metric_type} cannot be counted for an SLO: good_total_ratio needs INT64 or DOUBLE DELTA or CUMULATIVE series, distribution_cut DISTRIBUTION ones")]
-    NotCountable { metric_type: String },
+    #[error(transparent)]
+    Sli(#[from] SliError),
 }
 
 /// Which time series a value belongs to: its type and labels after aggregation.

@@ -37,14 +37,23 @@ use gcloud_sdk::google::monitoring::v3::aggregation::{Aligner, Reducer};
 use gcloud_sdk::google::monitoring::v3::typed_value;
 use serde_json::Value;
 
-use super::evaluation::EvaluationError;
 use crate::json::blocks;
+use crate::monitoring::aggregation::AggregationError;
 use crate::monitoring::aggregation::{self, Dist, Spec};
 use crate::monitoring::filter::{self, Filter};
 use crate::monitoring::store::MetricStore;
 use crate::terraform::ResourceInstance;
 use crate::time::scale::TimeScale;
 use crate::time::timestamp::to_nanos;
+
+/// Why an SLI cannot be computed from the stored series.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SliError {
+    #[error("{0}")]
+    Aggregation(#[from] AggregationError),
+    #[error("{metric_type} cannot be counted for an SLO: good_total_ratio needs INT64 or DOUBLE DELTA or CUMULATIVE series, distribution_cut DISTRIBUTION ones")]
+    NotCountable { metric_type: String },
+}
 
 /// Why an SLO cannot be evaluated locally.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -257,7 +266,7 @@ impl Slo {
         project: &str,
         (start, end): (i64, i64),
         scale: TimeScale,
-    ) -> Result<Counts, EvaluationError> {
+    ) -> Result<Counts, SliError> {
         sli_counts(&self.sli, store, project, (start, end), scale)
     }
 
@@ -272,7 +281,7 @@ impl Slo {
         now: i64,
         span: Duration,
         scale: TimeScale,
-    ) -> Result<SloNumbers, EvaluationError> {
+    ) -> Result<SloNumbers, SliError> {
         let start = now - scale.scale_nanos(span.as_nanos() as i64);
         Ok(SloNumbers {
             goal: self.goal,
@@ -291,7 +300,7 @@ impl Slo {
         project: &str,
         now: i64,
         scale: TimeScale,
-    ) -> Result<Option<f64>, EvaluationError> {
+    ) -> Result<Option<f64>, SliError> {
         let span = selector.lookback.unwrap_or(self.rolling_period);
         let numbers = self.numbers(store, project, now, span, scale)?;
         Ok(match selector.kind {
@@ -442,7 +451,7 @@ fn sli_counts(
     project: &str,
     (start, end): (i64, i64),
     scale: TimeScale,
-) -> Result<Counts, EvaluationError> {
+) -> Result<Counts, SliError> {
     match sli {
         Sli::WindowsBased { period, criterion } => {
             let period = scale.scale_nanos(period.as_nanos() as i64).max(1);
@@ -471,7 +480,7 @@ fn request_counts(
     project: &str,
     window: (i64, i64),
     period: i64,
-) -> Result<BTreeMap<i64, Counts>, EvaluationError> {
+) -> Result<BTreeMap<i64, Counts>, SliError> {
     match sli {
         Sli::GoodTotalRatio { good, bad, total } => {
             let sums = |filter: &Option<Filter>| {
@@ -521,7 +530,7 @@ fn request_counts(
                 })
                 .collect())
         }
-        Sli::WindowsBased { .. } => Err(EvaluationError::NotCountable {
+        Sli::WindowsBased { .. } => Err(SliError::NotCountable {
             metric_type: "a windows-based SLI inside a windows-based SLI".to_owned(),
         }),
     }
@@ -534,7 +543,7 @@ fn window_counts(
     project: &str,
     (start, end): (i64, i64),
     period: i64,
-) -> Result<Counts, EvaluationError> {
+) -> Result<Counts, SliError> {
     let judged: Vec<bool> = match criterion {
         WindowCriterion::Performance { sli, threshold } => {
             request_counts(sli, store, project, (start, end), period)?
@@ -593,8 +602,8 @@ fn window_counts(
     })
 }
 
-fn not_countable(filter: &Filter) -> EvaluationError {
-    EvaluationError::NotCountable {
+fn not_countable(filter: &Filter) -> SliError {
+    SliError::NotCountable {
         metric_type: filter
             .metric_types()
             .first()
@@ -613,7 +622,7 @@ fn raw_points(
     filter: &Filter,
     (start, end): (i64, i64),
     period: i64,
-) -> Result<Vec<(usize, i64, typed_value::Value)>, EvaluationError> {
+) -> Result<Vec<(usize, i64, typed_value::Value)>, SliError> {
     let output = aggregation::read(store, project, filter, (start, end), None)?;
     let mut points = Vec::new();
     for (index, series) in output.into_iter().enumerate() {
@@ -640,7 +649,7 @@ fn summed_points(
     filter: &Filter,
     (start, end): (i64, i64),
     period: i64,
-) -> Result<Vec<(String, i64, Option<typed_value::Value>)>, EvaluationError> {
+) -> Result<Vec<(String, i64, Option<typed_value::Value>)>, SliError> {
     let spec = Spec {
         period,
         aligner: Aligner::AlignDelta,
@@ -671,13 +680,13 @@ fn sum_numbers(
     filter: &Filter,
     window: (i64, i64),
     period: i64,
-) -> Result<BTreeMap<i64, f64>, EvaluationError> {
+) -> Result<BTreeMap<i64, f64>, SliError> {
     let mut sums = BTreeMap::new();
     for (metric_type, at, value) in summed_points(store, project, filter, window, period)? {
         let number = match value {
             Some(typed_value::Value::Int64Value(v)) => v as f64,
             Some(typed_value::Value::DoubleValue(v)) => v,
-            _ => return Err(EvaluationError::NotCountable { metric_type }),
+            _ => return Err(SliError::NotCountable { metric_type }),
         };
         *sums.entry(at).or_insert(0.0) += number;
     }
@@ -690,11 +699,11 @@ fn sum_distributions(
     filter: &Filter,
     window: (i64, i64),
     period: i64,
-) -> Result<BTreeMap<i64, Dist>, EvaluationError> {
+) -> Result<BTreeMap<i64, Dist>, SliError> {
     let mut sums: BTreeMap<i64, Dist> = BTreeMap::new();
     for (metric_type, at, value) in summed_points(store, project, filter, window, period)? {
         let Some(typed_value::Value::DistributionValue(proto)) = value else {
-            return Err(EvaluationError::NotCountable { metric_type });
+            return Err(SliError::NotCountable { metric_type });
         };
         let Some(dist) = Dist::from_proto(&proto) else {
             continue;

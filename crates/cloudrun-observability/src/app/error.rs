@@ -17,7 +17,6 @@ use serde::Serialize;
 use thiserror::Error;
 
 use super::downstream::DownstreamError;
-use super::faults::FaultError;
 use crate::telemetry::logs::error_reporting::{
     cause_chain, CaughtPanic, ErrorReport, ErrorType, ReportLocation,
 };
@@ -50,7 +49,30 @@ pub enum AppError {
     Downstream(#[from] DownstreamError),
     /// A bug in this service; answered 500.
     #[error(transparent)]
-    Fault(#[from] FaultError),
+    Fault(BugReport),
+}
+
+/// A bug in this service, which knows where it surfaced: Error Reporting
+/// groups by that place. Handlers' own error types implement it, so this
+/// module depends on none of them.
+pub trait Bug: std::error::Error + Send + Sync + 'static {
+    fn location(&self) -> &'static std::panic::Location<'static>;
+}
+
+/// A [`Bug`] as an error value: its message and causes, unchanged.
+#[derive(Debug)]
+pub struct BugReport(pub Box<dyn Bug>);
+
+impl std::fmt::Display for BugReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BugReport {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
 }
 
 /// The JSON error body.
@@ -149,7 +171,7 @@ impl AppError {
     fn origin(&self) -> Option<&'static Location<'static>> {
         match self {
             Self::Downstream(error) => Some(error.location()),
-            Self::Fault(error) => Some(error.location()),
+            Self::Fault(error) => Some(error.0.location()),
             _ => None,
         }
     }

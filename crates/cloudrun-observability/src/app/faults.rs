@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::catalog::{self, Book};
-use super::error::AppError;
+use super::error::{AppError, Bug, BugReport};
 
 /// The longest `/api/faults/slow` may sleep.
 pub const MAX_SLOW_MS: u64 = 10_000;
@@ -43,9 +43,15 @@ pub struct FaultError {
     location: &'static Location<'static>,
 }
 
-impl FaultError {
-    pub fn location(&self) -> &'static Location<'static> {
+impl Bug for FaultError {
+    fn location(&self) -> &'static Location<'static> {
         self.location
+    }
+}
+
+impl From<FaultError> for AppError {
+    fn from(error: FaultError) -> Self {
+        Self::Fault(BugReport(Box::new(error)))
     }
 }
 
