@@ -22,6 +22,10 @@
 //! [`LoadReport`], printed at start-up and shown in the console; never
 //! silently dropped. The [`TimeScale`] divides every monitoring duration
 //! and is printed too.
+//!
+//! Why one file: loading the monitoring, the tick loop and the load report
+//! are the engine's one lifecycle; the policy model, evaluation, incidents,
+//! notifications and SLOs are its submodules.
 
 pub mod evaluation;
 pub mod incidents;

@@ -6,6 +6,9 @@
 //! why: an MQL or PromQL condition, an SLO selector it does not know, an
 //! unknown aligner, a chain of aggregations. A policy that loaded is one the
 //! emulator evaluates exactly as written; nothing is silently skipped.
+//!
+//! Why one file: the typed model of an alert policy and the reader that
+//! builds it from Terraform change together, one condition kind at a time.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

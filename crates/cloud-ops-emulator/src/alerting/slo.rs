@@ -29,6 +29,10 @@
 //!
 //! Every span (rolling period, lookback) is monitoring time, divided by the
 //! [`TimeScale`] when read from the store.
+//!
+//! Why one file: an SLO's definition, its SLI counts and the four selectors
+//! computed from them are one model; each selector is a few lines over the
+//! same counts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

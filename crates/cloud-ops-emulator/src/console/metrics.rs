@@ -7,6 +7,9 @@
 //! request-duration distributions per alignment period, summed or merged
 //! across series, percentiles interpolated within buckets. The console only
 //! picks aligners and reducers and turns the result into lines.
+//!
+//! Why one file: every chart of the page is one aggregation query over the
+//! same window and alignment; a fifth of it is tests of those rates.
 
 use std::collections::BTreeMap;
 

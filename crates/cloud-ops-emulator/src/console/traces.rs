@@ -5,6 +5,9 @@
 //! A trace's spans arrive from several processes in several batches (the
 //! frontend's and the backend's exporters); they are joined into one tree by
 //! their parent span ids, whoever sent them.
+//!
+//! Why one file: the trace list and the waterfall are built from the same
+//! trace view (tree, processes, root); a sixth of it is tests.
 
 use std::collections::{HashMap, HashSet};
 

@@ -14,6 +14,9 @@
 //! Entries are evaluated as JSON in the shape of Cloud Logging's LogEntry
 //! (`severity`, `resource.type`, `resource.labels`, `jsonPayload`,
 //! `httpRequest`, `labels`, `trace`, `spanId`, `textPayload`, ...).
+//!
+//! Why one file: the Logging query language's lexer, parser and matcher
+//! change together, like the Monitoring filter's.
 
 use std::fmt;
 

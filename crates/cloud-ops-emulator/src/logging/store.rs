@@ -22,6 +22,10 @@
 //! [`LogEntry::to_cloud_logging_json`] gives an entry in Cloud Logging's
 //! LogEntry shape, the one the Logging query language evaluates, and
 //! [`LogStore::entries_after`] lets a consumer read each entry once.
+//!
+//! Why one file: parsing a line into an entry, bounding the store by entries
+//! and bytes, and reading it with a cursor share the entry type and its size
+//! accounting.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, Read};

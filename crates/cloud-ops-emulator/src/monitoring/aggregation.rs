@@ -16,6 +16,10 @@
 //!   holding the rank `q * count` (underflow and overflow buckets answer their
 //!   finite bound); percentiles of plain numbers interpolate linearly between
 //!   order statistics.
+//!
+//! Why one file: every aligner and reducer shares the period arithmetic and
+//! the value conversions, and each is defined by how it differs from the
+//! others; split, the differences would hide.
 
 use std::collections::BTreeMap;
 

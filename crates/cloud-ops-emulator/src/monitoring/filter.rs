@@ -16,6 +16,9 @@
 //!             | metric.label(s).KEY | resource.label(s).KEY
 //!             | metadata.system_labels.KEY | metadata.user_labels.KEY
 //! ```
+//!
+//! Why one file: the grammar, its parser and its matcher change together;
+//! half of it is tests, including property tests.
 
 use std::fmt;
 

@@ -26,6 +26,9 @@
 //! report a healthy but busy local service as down) and never above the
 //! check's own timeout. A probe that fails in any way writes `false`; it
 //! never panics nor stops the loop.
+//!
+//! Why one file: reading a check from Terraform, probing, and writing its two
+//! metrics are one feature with one set of types; a quarter of it is tests.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -12,6 +12,9 @@
 //! against the series' previous point (order, sampling period, interval
 //! continuity) in [`check_against_last`]. Each failure is a reason string in
 //! Google's wording; [`envelope`] joins them into the M1 partial-failure message.
+//!
+//! Why one file: it is Google's rule list M1-M16 in order, one function per
+//! rule, so a reader checks it against `gcp-api-rules.md` top to bottom.
 
 use std::collections::{BTreeMap, HashSet};
 

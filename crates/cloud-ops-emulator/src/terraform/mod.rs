@@ -14,6 +14,10 @@
 //! resource's address, e.g. `uptime_check_id = "frontend"`. Only the
 //! monitoring and logging resources are evaluated; others exist as
 //! stand-ins that references can reach.
+//!
+//! Why one file: the evaluator of expressions, references, `count` and
+//! `dynamic` is one recursive walk over one context; its two small neighbours
+//! (`arguments`, `check_filters`) are apart.
 
 pub mod arguments;
 pub mod check_filters;

@@ -15,6 +15,10 @@
 //! carries; [`Deviations`] does, next to the histogram, and when it has not
 //! seen exactly the points the SDK collected the value is estimated from the
 //! buckets instead.
+//!
+//! Why one file: each instrument's descriptor and its point mapping are
+//! defined side by side, as Google's exporters do, so a type and its values
+//! never disagree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
