@@ -1,0 +1,287 @@
+//! OTLP ingest as Google's Telemetry API takes it: each transport and
+//! signal sent over a real socket, read back through Google's read APIs
+//! (Cloud Trace v1, Monitoring `ListTimeSeries`) and the stores.
+
+use cloud_ops_emulator::EmulatorConfig;
+use gcloud_sdk::google::devtools::cloudtrace::v1::{self, GetTraceRequest, ListTracesRequest};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient as OtlpTraceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    span, status, ResourceSpans, ScopeSpans, Span, Status,
+};
+use tonic::codec::CompressionEncoding;
+use tonic::Code;
+
+use crate::helpers::{TestEmulator, PROJECT};
+
+pub const TRACE_ID: [u8; 16] = [
+    0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
+];
+pub const TRACE_HEX: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+pub fn string(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        key_strindex: 0,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+    }
+}
+
+pub fn int(key: &str, value: i64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        key_strindex: 0,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::IntValue(value)),
+        }),
+    }
+}
+
+/// A resource naming `project` (none when `None`) and the service.
+pub fn resource(project: Option<&str>) -> Resource {
+    let mut attributes = vec![
+        string("service.name", "shop"),
+        string("service.instance.id", "instance-1"),
+        string("cloud.region", "europe-west1"),
+    ];
+    if let Some(project) = project {
+        attributes.push(string("gcp.project_id", project));
+    }
+    Resource {
+        attributes,
+        ..Resource::default()
+    }
+}
+
+pub fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+}
+
+/// A span of [`TRACE_ID`] with id `[n; 8]`, child of `parent` when given.
+pub fn span(n: u8, parent: Option<u8>, name: &str) -> Span {
+    let start = now_nanos() - 2_000_000_000;
+    Span {
+        trace_id: TRACE_ID.to_vec(),
+        span_id: vec![n; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        kind: if parent.is_some() {
+            span::SpanKind::Client as i32
+        } else {
+            span::SpanKind::Server as i32
+        },
+        start_time_unix_nano: start + u64::from(n) * 1_000_000,
+        end_time_unix_nano: start + 500_000_000,
+        attributes: vec![
+            string("http.request.method", "GET"),
+            int("http.response.status_code", 200),
+        ],
+        ..Span::default()
+    }
+}
+
+pub fn trace_request(project: Option<&str>, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(resource(project)),
+            scope_spans: vec![ScopeSpans {
+                scope: Some(InstrumentationScope {
+                    name: "test-scope".into(),
+                    ..InstrumentationScope::default()
+                }),
+                spans,
+                ..ScopeSpans::default()
+            }],
+            ..ResourceSpans::default()
+        }],
+    }
+}
+
+async fn otlp_traces(emulator: &TestEmulator) -> OtlpTraceClient<tonic::transport::Channel> {
+    OtlpTraceClient::new(emulator.channel.clone())
+}
+
+async fn get_trace(emulator: &TestEmulator, project: &str) -> v1::Trace {
+    emulator
+        .trace_reader()
+        .get_trace(GetTraceRequest {
+            project_id: project.into(),
+            trace_id: TRACE_HEX.into(),
+        })
+        .await
+        .expect("GetTrace finds the trace")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn otlp_grpc_spans_are_read_back_with_cloud_trace_v1() {
+    let emulator = TestEmulator::start().await;
+    let mut root = span(1, None, "GET /api/books");
+    root.status = Some(Status {
+        code: status::StatusCode::Error as i32,
+        message: "boom".into(),
+    });
+    let response = otlp_traces(&emulator)
+        .await
+        .export(trace_request(
+            Some(PROJECT),
+            vec![root, span(2, Some(1), "SELECT books")],
+        ))
+        .await
+        .expect("Export succeeds")
+        .into_inner();
+    assert_eq!(response.partial_success, None);
+
+    let trace = get_trace(&emulator, PROJECT).await;
+    assert_eq!(trace.spans.len(), 2);
+    let root = &trace.spans[0];
+    assert_eq!(root.name, "GET /api/books");
+    assert_eq!(root.span_id, 0x0101_0101_0101_0101);
+    assert_eq!(root.parent_span_id, 0);
+    assert_eq!(root.kind, v1::trace_span::SpanKind::RpcServer as i32);
+    // O13: span and resource attributes verbatim, no /http/* renaming.
+    assert_eq!(root.labels["http.request.method"], "GET");
+    assert_eq!(root.labels["http.response.status_code"], "200");
+    assert_eq!(root.labels["service.name"], "shop");
+    assert_eq!(root.labels["gcp.project_id"], PROJECT);
+    assert!(!root.labels.contains_key("/http/method"));
+    let child = &trace.spans[1];
+    assert_eq!(child.parent_span_id, 0x0101_0101_0101_0101);
+    assert_eq!(child.kind, v1::trace_span::SpanKind::RpcClient as i32);
+
+    let listed = emulator
+        .trace_reader()
+        .list_traces(ListTracesRequest {
+            project_id: PROJECT.into(),
+            filter: "root:GET".into(),
+            ..ListTracesRequest::default()
+        })
+        .await
+        .expect("ListTraces succeeds")
+        .into_inner();
+    assert_eq!(listed.traces.len(), 1);
+    assert_eq!(listed.traces[0].trace_id, TRACE_HEX);
+
+    let stored = emulator.emulator.store().traces.spans();
+    let status = stored[0].span.status.as_ref().expect("error status kept");
+    assert_eq!((status.code, status.message.as_str()), (2, "boom"));
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_without_gcp_project_id_is_invalid_argument_unless_a_default_project_is_set() {
+    let emulator = TestEmulator::start().await;
+    let error = otlp_traces(&emulator)
+        .await
+        .export(trace_request(None, vec![span(1, None, "root")]))
+        .await
+        .expect_err("Google rejects data without gcp.project_id");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.message().contains("gcp.project_id"),
+        "{}",
+        error.message()
+    );
+    assert!(emulator.emulator.store().traces.spans().is_empty());
+    emulator.emulator.shutdown().await;
+
+    let emulator = TestEmulator::start_with(EmulatorConfig {
+        otlp_default_project: Some("fallback".into()),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    otlp_traces(&emulator)
+        .await
+        .export(trace_request(None, vec![span(1, None, "root")]))
+        .await
+        .expect("the default project stands in");
+    assert_eq!(get_trace(&emulator, "fallback").await.spans.len(), 1);
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_bad_spans_are_rejected_one_by_one_in_partial_success() {
+    let emulator = TestEmulator::start().await;
+    let mut zero_trace = span(3, None, "zero trace id");
+    zero_trace.trace_id = vec![0; 16];
+    let nameless = span(4, None, "");
+    let mut short_id = span(5, None, "short span id");
+    short_id.span_id = vec![5; 4];
+    let response = otlp_traces(&emulator)
+        .await
+        .export(trace_request(
+            Some(PROJECT),
+            vec![span(1, None, "good"), zero_trace, nameless, short_id],
+        ))
+        .await
+        .expect("a request with bad spans still succeeds")
+        .into_inner();
+    let partial = response.partial_success.expect("partial_success is set");
+    assert_eq!(partial.rejected_spans, 3);
+    assert!(
+        partial.error_message.contains("trace_id")
+            && partial.error_message.contains("name is required"),
+        "{}",
+        partial.error_message
+    );
+    let trace = get_trace(&emulator, PROJECT).await;
+    assert_eq!(trace.spans.len(), 1);
+    assert_eq!(emulator.emulator.store().traces.stats().spans_rejected, 3);
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_grpc_takes_gzip_and_listens_on_its_own_port_when_asked() {
+    let emulator = TestEmulator::start_with(EmulatorConfig {
+        otlp_grpc_port: Some(0),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let addr = emulator
+        .emulator
+        .otlp_grpc_addr()
+        .expect("the OTLP gRPC port is bound");
+    assert_ne!(addr, emulator.emulator.local_addr());
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("valid uri")
+        .connect()
+        .await
+        .expect("connects to the OTLP port");
+    OtlpTraceClient::new(channel)
+        .send_compressed(CompressionEncoding::Gzip)
+        .export(trace_request(Some(PROJECT), vec![span(1, None, "gzipped")]))
+        .await
+        .expect("gzip is accepted");
+    assert_eq!(get_trace(&emulator, PROJECT).await.spans[0].name, "gzipped");
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_taken_otlp_port_is_a_warning_not_a_failure() {
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binds");
+    let port = taken.local_addr().expect("has an address").port();
+    let emulator = TestEmulator::start_with(EmulatorConfig {
+        otlp_grpc_port: Some(port),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    assert_eq!(emulator.emulator.otlp_grpc_addr(), None);
+    otlp_traces(&emulator)
+        .await
+        .export(trace_request(
+            Some(PROJECT),
+            vec![span(1, None, "main port")],
+        ))
+        .await
+        .expect("the main port still takes OTLP");
+    emulator.emulator.shutdown().await;
+}
