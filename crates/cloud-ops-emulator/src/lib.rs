@@ -427,4 +427,5 @@ pub fn router_with(store: EmulatorStore, ingest: &otlp::OtlpIngest) -> Router {
     status::routes(store.clone())
         .merge(console::routes(store))
         .merge(grpc)
+        .merge(otlp::http::routes(ingest))
 }

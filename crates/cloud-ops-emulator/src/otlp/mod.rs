@@ -18,6 +18,7 @@
 //! be told a default project for data that lacks it.
 
 pub mod grpc;
+pub mod http;
 pub mod traces;
 
 use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue, KeyValue};
@@ -29,7 +30,9 @@ use crate::EmulatorStore;
 /// OTLP alone, both transports: what the emulator serves on OTLP's own
 /// ports (4317, 4318), and merges into its main router.
 pub fn routes(ingest: &OtlpIngest) -> axum::Router {
-    grpc::add_services(tonic::service::Routes::default(), ingest).into_axum_router()
+    grpc::add_services(tonic::service::Routes::default(), ingest)
+        .into_axum_router()
+        .merge(http::routes(ingest))
 }
 
 /// The resource attribute naming the project the data is written to.

@@ -5,12 +5,15 @@
 use cloud_ops_emulator::EmulatorConfig;
 use gcloud_sdk::google::devtools::cloudtrace::v1::{self, GetTraceRequest, ListTracesRequest};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient as OtlpTraceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     span, status, ResourceSpans, ScopeSpans, Span, Status,
 };
+use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::Code;
 
@@ -283,5 +286,198 @@ async fn a_taken_otlp_port_is_a_warning_not_a_failure() {
         ))
         .await
         .expect("the main port still takes OTLP");
+    emulator.emulator.shutdown().await;
+}
+
+// ---- OTLP/HTTP ----
+
+async fn post(
+    emulator: &TestEmulator,
+    path: &str,
+    content_type: &str,
+    gzip: bool,
+    body: Vec<u8>,
+) -> reqwest::Response {
+    let body = if gzip {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&body).expect("gzip in memory");
+        encoder.finish().expect("gzip in memory")
+    } else {
+        body
+    };
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}{path}", emulator.emulator.local_addr()))
+        .header("content-type", content_type)
+        .body(body);
+    if gzip {
+        request = request.header("content-encoding", "gzip");
+    }
+    request.send().await.expect("the emulator answers")
+}
+
+#[tokio::test]
+async fn otlp_http_takes_protobuf_and_json_gzipped_or_not() {
+    let emulator = TestEmulator::start().await;
+    let cases = [
+        ("application/x-protobuf", false, 1u8),
+        ("application/x-protobuf", true, 2),
+        ("application/json", false, 3),
+        ("application/json", true, 4),
+    ];
+    for (content_type, gzip, n) in cases {
+        let request = trace_request(Some(PROJECT), vec![span(n, None, &format!("span {n}"))]);
+        let body = if content_type == "application/json" {
+            serde_json::to_vec(&request).expect("serializes")
+        } else {
+            request.encode_to_vec()
+        };
+        let response = post(&emulator, "/v1/traces", content_type, gzip, body).await;
+        assert_eq!(response.status(), 200, "{content_type} gzip={gzip}");
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            content_type
+        );
+        let bytes = response.bytes().await.expect("a body");
+        if content_type == "application/json" {
+            let answer: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON answer");
+            assert!(
+                answer.get("partialSuccess").is_none_or(|p| p.is_null()),
+                "{answer}"
+            );
+        } else {
+            let answer = ExportTraceServiceResponse::decode(bytes).expect("protobuf answer");
+            assert_eq!(answer.partial_success, None);
+        }
+    }
+    let names: Vec<String> = get_trace(&emulator, PROJECT)
+        .await
+        .spans
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(names, ["span 1", "span 2", "span 3", "span 4"]);
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_http_json_uses_otlp_json_encoding_hex_ids_and_string_integers() {
+    let emulator = TestEmulator::start().await;
+    let start = now_nanos() - 1_000_000_000;
+    let body = serde_json::json!({
+        "resourceSpans": [{
+            "resource": {"attributes": [
+                {"key": "gcp.project_id", "value": {"stringValue": PROJECT}},
+                {"key": "service.name", "value": {"stringValue": "json-shop"}}
+            ]},
+            "scopeSpans": [{"spans": [{
+                "traceId": TRACE_HEX,
+                "spanId": "0102030405060708",
+                "name": "from JSON",
+                "kind": 2,
+                "startTimeUnixNano": start.to_string(),
+                "endTimeUnixNano": (start + 1000).to_string(),
+                "attributes": [{"key": "retries", "value": {"intValue": "3"}}]
+            }]}]
+        }]
+    });
+    let response = post(
+        &emulator,
+        "/v1/traces",
+        "application/json",
+        false,
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let trace = get_trace(&emulator, PROJECT).await;
+    assert_eq!(trace.spans[0].name, "from JSON");
+    assert_eq!(trace.spans[0].span_id, 0x0102_0304_0506_0708);
+    assert_eq!(trace.spans[0].labels["retries"], "3");
+    assert_eq!(trace.spans[0].labels["service.name"], "json-shop");
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_http_errors_are_statuses_with_the_right_http_code() {
+    let emulator = TestEmulator::start().await;
+    let missing_project = trace_request(None, vec![span(1, None, "x")]);
+    let response = post(
+        &emulator,
+        "/v1/traces",
+        "application/json",
+        false,
+        serde_json::to_vec(&missing_project).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let status: serde_json::Value = response.json().await.expect("a JSON status");
+    assert_eq!(status["code"], 3);
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("gcp.project_id"));
+
+    let response = post(
+        &emulator,
+        "/v1/traces",
+        "application/x-protobuf",
+        false,
+        missing_project.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/x-protobuf");
+
+    let response = post(
+        &emulator,
+        "/v1/traces",
+        "text/plain",
+        false,
+        b"hello".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 415);
+    let response = post(
+        &emulator,
+        "/v1/traces",
+        "application/json",
+        false,
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let response = post(
+        &emulator,
+        "/v1/traces",
+        "application/x-protobuf",
+        false,
+        vec![0xff, 0xff, 0xff],
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+
+    let mut bad = trace_request(
+        Some(PROJECT),
+        vec![span(1, None, "good"), span(2, None, "")],
+    );
+    bad.resource_spans[0].scope_spans[0].spans[1].name.clear();
+    let response = post(
+        &emulator,
+        "/v1/traces",
+        "application/json",
+        false,
+        serde_json::to_vec(&bad).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let answer: serde_json::Value = response.json().await.expect("JSON answer");
+    assert_eq!(
+        answer["partialSuccess"]["rejectedSpans"]
+            .to_string()
+            .trim_matches('"'),
+        "1",
+        "{answer}"
+    );
     emulator.emulator.shutdown().await;
 }
