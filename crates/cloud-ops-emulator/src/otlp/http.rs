@@ -19,7 +19,7 @@ use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{traces, OtlpError, OtlpIngest, MAX_REQUEST_BYTES};
+use super::{metrics, traces, OtlpError, OtlpIngest, MAX_REQUEST_BYTES};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -28,6 +28,7 @@ const JSON: &str = "application/json";
 pub fn routes(ingest: &OtlpIngest) -> Router {
     Router::new()
         .route("/v1/traces", post(export_traces))
+        .route("/v1/metrics", post(export_metrics))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(ingest.clone())
 }
@@ -38,6 +39,14 @@ async fn export_traces(
     body: Bytes,
 ) -> Response {
     handle(&headers, &body, |request| traces::export(&ingest, request))
+}
+
+async fn export_metrics(
+    State(ingest): State<OtlpIngest>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&headers, &body, |request| metrics::export(&ingest, request))
 }
 
 /// How a request body is encoded; the answer uses the same.

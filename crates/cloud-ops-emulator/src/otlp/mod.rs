@@ -19,6 +19,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod traces;
 
 use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, AnyValue, KeyValue};

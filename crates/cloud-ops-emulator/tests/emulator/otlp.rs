@@ -3,12 +3,20 @@
 //! (Cloud Trace v1, Monitoring `ListTimeSeries`) and the stores.
 
 use cloud_ops_emulator::EmulatorConfig;
+use gcloud_sdk::google::api::metric_descriptor::{MetricKind, ValueType};
 use gcloud_sdk::google::devtools::cloudtrace::v1::{self, GetTraceRequest, ListTracesRequest};
+use gcloud_sdk::google::monitoring::v3::typed_value;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient as OtlpMetricsClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient as OtlpTraceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
+    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     span, status, ResourceSpans, ScopeSpans, Span, Status,
@@ -17,7 +25,7 @@ use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::Code;
 
-use crate::helpers::{TestEmulator, PROJECT};
+use crate::helpers::{now_seconds, TestEmulator, PROJECT};
 
 pub const TRACE_ID: [u8; 16] = [
     0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
@@ -479,5 +487,334 @@ async fn otlp_http_errors_are_statuses_with_the_right_http_code() {
         "1",
         "{answer}"
     );
+    emulator.emulator.shutdown().await;
+}
+// ---- metrics ----
+
+fn metrics_request(resource: Resource, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..ScopeMetrics::default()
+            }],
+            ..ResourceMetrics::default()
+        }],
+    }
+}
+
+fn number(
+    attributes: Vec<KeyValue>,
+    start: u64,
+    time: u64,
+    value: number_data_point::Value,
+) -> NumberDataPoint {
+    NumberDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: time,
+        value: Some(value),
+        ..NumberDataPoint::default()
+    }
+}
+
+fn counter(name: &str, points: Vec<NumberDataPoint>) -> Metric {
+    Metric {
+        name: name.into(),
+        unit: "1".into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: points,
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            is_monotonic: true,
+        })),
+        ..Metric::default()
+    }
+}
+
+#[tokio::test]
+async fn otlp_metrics_become_prometheus_series_read_back_with_list_time_series() {
+    let emulator = TestEmulator::start().await;
+    let now = now_nanos();
+    let start = now - 60_000_000_000;
+    let histogram = Metric {
+        name: "http.server.request.duration".into(),
+        unit: "s".into(),
+        data: Some(metric::Data::Histogram(Histogram {
+            data_points: vec![HistogramDataPoint {
+                attributes: vec![string("http.route", "/api/books")],
+                start_time_unix_nano: start,
+                time_unix_nano: now,
+                count: 4,
+                sum: Some(0.4),
+                bucket_counts: vec![1, 2, 1],
+                explicit_bounds: vec![0.05, 0.2],
+                ..HistogramDataPoint::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Metric::default()
+    };
+    let gauge = Metric {
+        name: "app.sessions.active".into(),
+        data: Some(metric::Data::Gauge(Gauge {
+            data_points: vec![number(vec![], 0, now, number_data_point::Value::AsInt(7))],
+        })),
+        ..Metric::default()
+    };
+    let request = metrics_request(
+        resource(Some(PROJECT)),
+        vec![
+            counter(
+                "app.orders",
+                vec![number(
+                    vec![string("outcome", "ok")],
+                    start,
+                    now,
+                    number_data_point::Value::AsInt(3),
+                )],
+            ),
+            histogram,
+            gauge,
+        ],
+    );
+    let response = OtlpMetricsClient::new(emulator.channel.clone())
+        .export(request)
+        .await
+        .expect("Export succeeds")
+        .into_inner();
+    assert_eq!(response.partial_success, None);
+
+    let now_s = now_seconds();
+    let series = emulator
+        .list_series(
+            PROJECT,
+            r#"metric.type = "prometheus.googleapis.com/app.orders/counter""#,
+            now_s - 300,
+            now_s + 60,
+        )
+        .await;
+    assert_eq!(series.len(), 1);
+    let target = series[0].resource.as_ref().unwrap();
+    assert_eq!(target.r#type, "prometheus_target");
+    let label = |k: &str| target.labels.get(k).map(String::as_str).unwrap_or_default();
+    assert_eq!(
+        (
+            label("project_id"),
+            label("location"),
+            label("job"),
+            label("instance"),
+            label("cluster")
+        ),
+        (PROJECT, "europe-west1", "shop", "instance-1", "")
+    );
+    assert_eq!(series[0].metric.as_ref().unwrap().labels["outcome"], "ok");
+    assert_eq!(series[0].metric_kind, MetricKind::Cumulative as i32);
+    // O25: integers are stored as doubles.
+    assert_eq!(series[0].value_type, ValueType::Double as i32);
+    assert_eq!(
+        series[0].points[0].value.as_ref().unwrap().value,
+        Some(typed_value::Value::DoubleValue(3.0))
+    );
+
+    let series = emulator
+        .list_series(
+            PROJECT,
+            r#"metric.type = "prometheus.googleapis.com/http.server.request.duration/histogram""#,
+            now_s - 300,
+            now_s + 60,
+        )
+        .await;
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        series[0].metric.as_ref().unwrap().labels["http.route"],
+        "/api/books"
+    );
+    let Some(typed_value::Value::DistributionValue(d)) =
+        &series[0].points[0].value.as_ref().unwrap().value
+    else {
+        panic!("a distribution");
+    };
+    assert_eq!((d.count, d.bucket_counts.clone()), (4, vec![1, 2, 1]));
+    assert!((d.mean - 0.1).abs() < 1e-9);
+
+    let series = emulator
+        .list_series(
+            PROJECT,
+            r#"metric.type = "prometheus.googleapis.com/app.sessions.active/gauge""#,
+            now_s - 300,
+            now_s + 60,
+        )
+        .await;
+    assert_eq!(series[0].metric_kind, MetricKind::Gauge as i32);
+
+    // O26: target_info carries the attributes that were not target labels.
+    let series = emulator
+        .list_series(
+            PROJECT,
+            r#"metric.type = "prometheus.googleapis.com/target_info/gauge""#,
+            now_s - 300,
+            now_s + 60,
+        )
+        .await;
+    assert_eq!(series.len(), 1);
+    let labels = &series[0].metric.as_ref().unwrap().labels;
+    assert!(
+        !labels.contains_key("service.name") && !labels.contains_key("gcp.project_id"),
+        "{labels:?}"
+    );
+
+    // A second export of the cumulative counter, later, is its next point.
+    let later = now + 10_000_000_000;
+    let request = metrics_request(
+        resource(Some(PROJECT)),
+        vec![counter(
+            "app.orders",
+            vec![number(
+                vec![string("outcome", "ok")],
+                start,
+                later,
+                number_data_point::Value::AsInt(5),
+            )],
+        )],
+    );
+    let response = OtlpMetricsClient::new(emulator.channel.clone())
+        .export(request)
+        .await
+        .expect("Export succeeds")
+        .into_inner();
+    assert_eq!(response.partial_success, None);
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_metric_points_breaking_googles_rules_are_rejected_in_partial_success() {
+    let emulator = TestEmulator::start().await;
+    let now = now_nanos();
+    let start = now - 60_000_000_000;
+    let ok = || number(vec![], start, now, number_data_point::Value::AsDouble(1.0));
+    let non_monotonic_delta = Metric {
+        name: "queue.depth".into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: vec![ok()],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+            is_monotonic: false,
+        })),
+        ..Metric::default()
+    };
+    let request = metrics_request(
+        resource(Some(PROJECT)),
+        vec![
+            counter("good", vec![ok()]),
+            counter("bad name", vec![ok()]),
+            counter("compute.googleapis.com/x", vec![ok()]),
+            counter(
+                "bad.label",
+                vec![number(
+                    vec![string("http-route", "/")],
+                    start,
+                    now,
+                    number_data_point::Value::AsDouble(1.0),
+                )],
+            ),
+            non_monotonic_delta,
+        ],
+    );
+    let partial = OtlpMetricsClient::new(emulator.channel.clone())
+        .export(request)
+        .await
+        .expect("Export succeeds")
+        .into_inner()
+        .partial_success
+        .expect("partial_success is set");
+    assert_eq!(partial.rejected_data_points, 4, "{}", partial.error_message);
+    assert!(
+        partial.error_message.contains("bad name"),
+        "{}",
+        partial.error_message
+    );
+
+    // O19: no instance (and O20: no location) rejects every point.
+    let no_instance = Resource {
+        attributes: vec![
+            string("gcp.project_id", PROJECT),
+            string("service.name", "shop"),
+        ],
+        ..Resource::default()
+    };
+    let partial = OtlpMetricsClient::new(emulator.channel.clone())
+        .export(metrics_request(
+            no_instance,
+            vec![counter("lonely", vec![ok()])],
+        ))
+        .await
+        .expect("Export succeeds")
+        .into_inner()
+        .partial_success
+        .expect("partial_success is set");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial.error_message.contains("location"),
+        "{}",
+        partial.error_message
+    );
+
+    // O17: more than 200 points reject the request.
+    let many = (0..201)
+        .map(|i| {
+            number(
+                vec![string("i", &i.to_string())],
+                start,
+                now,
+                number_data_point::Value::AsDouble(1.0),
+            )
+        })
+        .collect();
+    let error = OtlpMetricsClient::new(emulator.channel.clone())
+        .export(metrics_request(
+            resource(Some(PROJECT)),
+            vec![counter("many", many)],
+        ))
+        .await
+        .expect_err("over 200 points");
+    assert_eq!(error.code(), Code::InvalidArgument);
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_http_metrics_in_json() {
+    let emulator = TestEmulator::start().await;
+    let now = now_nanos();
+    let request = metrics_request(
+        resource(Some(PROJECT)),
+        vec![counter(
+            "json.orders",
+            vec![number(
+                vec![],
+                now - 1_000_000_000,
+                now,
+                number_data_point::Value::AsInt(2),
+            )],
+        )],
+    );
+    let response = post(
+        &emulator,
+        "/v1/metrics",
+        "application/json",
+        true,
+        serde_json::to_vec(&request).unwrap(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let now_s = now_seconds();
+    let series = emulator
+        .list_series(
+            PROJECT,
+            r#"metric.type = "prometheus.googleapis.com/json.orders/counter""#,
+            now_s - 300,
+            now_s + 60,
+        )
+        .await;
+    assert_eq!(series.len(), 1);
     emulator.emulator.shutdown().await;
 }
