@@ -19,6 +19,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod traces;
 
