@@ -442,33 +442,15 @@ async fn otlp_http_errors_are_statuses_with_the_right_http_code() {
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["content-type"], "application/x-protobuf");
 
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "text/plain",
-        false,
-        b"hello".to_vec(),
-    )
-    .await;
-    assert_eq!(response.status(), 415);
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "application/json",
-        false,
-        b"{not json".to_vec(),
-    )
-    .await;
-    assert_eq!(response.status(), 400);
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "application/x-protobuf",
-        false,
-        vec![0xff, 0xff, 0xff],
-    )
-    .await;
-    assert_eq!(response.status(), 400);
+    let bad_bodies: [(&str, &[u8], u16); 3] = [
+        ("text/plain", b"hello", 415),
+        ("application/json", b"{not json", 400),
+        ("application/x-protobuf", &[0xff, 0xff, 0xff], 400),
+    ];
+    for (content_type, body, status) in bad_bodies {
+        let response = post(&emulator, "/v1/traces", content_type, false, body.to_vec()).await;
+        assert_eq!(response.status(), status, "{content_type}");
+    }
 
     let mut bad = trace_request(
         Some(PROJECT),
