@@ -651,6 +651,14 @@ async fn otlp_metrics_become_prometheus_series_read_back_with_list_time_series()
         "{labels:?}"
     );
 
+    // The console's metrics page charts the OTLP histogram per route.
+    let view = cloud_ops_emulator::console::metrics::view(
+        &emulator.emulator.store(),
+        PROJECT,
+        cloud_ops_emulator::console::metrics::Window::ending_at(Some("1h"), now as i64 + 1),
+    );
+    assert!(view.routes.contains_key("/api/books"), "{:?}", view.routes);
+
     // A second export of the cumulative counter, later, is its next point.
     let later = now + 10_000_000_000;
     let request = metrics_request(
