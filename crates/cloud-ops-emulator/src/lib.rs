@@ -219,6 +219,7 @@ impl Emulator {
         tracing::info!(%local_addr, "Cloud Trace / Cloud Monitoring emulator listening");
         let mut extra = Vec::new();
         let mut otlp_addrs = [None, None];
+        let mut otlp_warnings = Vec::new();
         for (slot, port) in [config.otlp_grpc_port, config.otlp_http_port]
             .into_iter()
             .enumerate()
@@ -232,17 +233,20 @@ impl Emulator {
                     extra.push((tx, tokio::spawn(serve(listener, otlp::routes(&ingest), rx))));
                     otlp_addrs[slot] = Some(bound);
                 }
-                Err(error) => tracing::warn!(
-                    %addr,
-                    cause = %error,
-                    "cannot listen for OTLP on {addr} ({error}); OTLP is still served on {local_addr}"
-                ),
+                Err(error) => {
+                    let warning = format!(
+                        "cannot listen for OTLP on {addr} ({error}); OTLP is still served on {local_addr}"
+                    );
+                    tracing::warn!(%addr, cause = %error, "{warning}");
+                    otlp_warnings.push(warning);
+                }
             }
         }
         Ok(RunningEmulator {
             local_addr,
             otlp_grpc_addr: otlp_addrs[0],
             otlp_http_addr: otlp_addrs[1],
+            otlp_warnings,
             store,
             stop: stop_tx,
             task,
@@ -328,6 +332,8 @@ pub struct RunningEmulator {
     local_addr: SocketAddr,
     otlp_grpc_addr: Option<SocketAddr>,
     otlp_http_addr: Option<SocketAddr>,
+    /// Why an OTLP port could not be used (it was taken), for the start-up lines.
+    otlp_warnings: Vec<String>,
     store: EmulatorStore,
     stop: oneshot::Sender<()>,
     task: ServerTask,
@@ -367,6 +373,7 @@ impl RunningEmulator {
                 .map(|a| format!(", HTTP port {a}"))
                 .unwrap_or_default(),
         )];
+        lines.extend(self.otlp_warnings.iter().map(|w| format!("  warning: {w}")));
         if let Some(addr) = self.otlp_grpc_addr {
             lines.push(format!(
                 "  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{addr} OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
