@@ -19,8 +19,10 @@ use opentelemetry_proto::tonic::common::v1::{
 };
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
-    metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
-    Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
+    exponential_histogram_data_point, metric, number_data_point, summary_data_point,
+    AggregationTemporality, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
+    HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, Summary,
+    SummaryDataPoint,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
@@ -910,5 +912,114 @@ async fn otlp_logs_become_log_entries_over_grpc_and_http() {
         .await
         .expect_err("no project");
     assert_eq!(error.code(), Code::InvalidArgument);
+    emulator.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn otlp_exponential_histograms_summaries_and_delta_sums_get_their_types() {
+    let emulator = TestEmulator::start().await;
+    let now = now_nanos();
+    let start = now - 60_000_000_000;
+    let exponential = Metric {
+        name: "rpc.duration".into(),
+        data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: vec![ExponentialHistogramDataPoint {
+                start_time_unix_nano: start,
+                time_unix_nano: now,
+                count: 6,
+                sum: Some(12.0),
+                scale: 0,
+                zero_count: 1,
+                positive: Some(exponential_histogram_data_point::Buckets {
+                    offset: 1,
+                    bucket_counts: vec![2, 3],
+                }),
+                ..ExponentialHistogramDataPoint::default()
+            }],
+            aggregation_temporality: AggregationTemporality::Cumulative as i32,
+        })),
+        ..Metric::default()
+    };
+    let summary = Metric {
+        name: "gc.pause".into(),
+        data: Some(metric::Data::Summary(Summary {
+            data_points: vec![SummaryDataPoint {
+                start_time_unix_nano: start,
+                time_unix_nano: now,
+                count: 10,
+                sum: 5.0,
+                quantile_values: vec![summary_data_point::ValueAtQuantile {
+                    quantile: 0.99,
+                    value: 0.9,
+                }],
+                ..SummaryDataPoint::default()
+            }],
+        })),
+        ..Metric::default()
+    };
+    let delta = Metric {
+        name: "jobs.done".into(),
+        data: Some(metric::Data::Sum(Sum {
+            data_points: vec![number(
+                vec![],
+                start,
+                now,
+                number_data_point::Value::AsInt(4),
+            )],
+            aggregation_temporality: AggregationTemporality::Delta as i32,
+            is_monotonic: true,
+        })),
+        ..Metric::default()
+    };
+    let response = OtlpMetricsClient::new(emulator.channel.clone())
+        .export(metrics_request(
+            resource(Some(PROJECT)),
+            vec![exponential, summary, delta],
+        ))
+        .await
+        .expect("Export succeeds")
+        .into_inner();
+    assert_eq!(response.partial_success, None);
+    let now_s = now_seconds();
+    let read = |metric_type: &'static str| {
+        let emulator = &emulator;
+        async move {
+            emulator
+                .list_series(
+                    PROJECT,
+                    &format!("metric.type = \"{metric_type}\""),
+                    now_s - 300,
+                    now_s + 60,
+                )
+                .await
+        }
+    };
+    let series = read("prometheus.googleapis.com/rpc.duration/histogram").await;
+    let Some(typed_value::Value::DistributionValue(d)) =
+        &series[0].points[0].value.as_ref().unwrap().value
+    else {
+        panic!("a distribution");
+    };
+    // Underflow holds the zero count; buckets (2, 4] and (4, 8]; an empty overflow.
+    assert_eq!(d.bucket_counts, vec![1, 2, 3, 0]);
+    assert_eq!(
+        read("prometheus.googleapis.com/gc.pause_count/summary")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        read("prometheus.googleapis.com/gc.pause_sum/summary:counter")
+            .await
+            .len(),
+        1
+    );
+    let quantiles = read("prometheus.googleapis.com/gc.pause/summary").await;
+    assert_eq!(
+        quantiles[0].metric.as_ref().unwrap().labels["quantile"],
+        "0.99"
+    );
+    let deltas = read("prometheus.googleapis.com/jobs.done/delta").await;
+    assert_eq!(deltas[0].metric_kind, MetricKind::Delta as i32);
     emulator.emulator.shutdown().await;
 }
