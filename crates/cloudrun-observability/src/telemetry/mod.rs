@@ -31,7 +31,8 @@ pub use self::export::Endpoint;
 use self::export::health::{ExportCounts, ExportHealth};
 use self::metrics::MetricsPipeline;
 use self::resource::InstanceIdentity;
-use crate::config::Config;
+use self::export::otlp::OtlpTarget;
+use crate::config::{Config, TracesExporter};
 
 /// Telemetry could not be set up.
 #[derive(Debug, Error)]
@@ -40,6 +41,8 @@ pub enum TelemetryError {
     Filter(#[from] tracing_subscriber::filter::ParseError),
     #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled(#[from] tracing_subscriber::util::TryInitError),
+    #[error("the OTLP exporter cannot be set up: {0}")]
+    Otlp(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
 /// Flushes and shuts telemetry down when the service stops.
@@ -157,14 +160,24 @@ pub async fn init(
         });
     }
     let identity = InstanceIdentity::detect(config).await;
+    let trace_export = match config.traces_exporter {
+        TracesExporter::Otlp => traces::TraceExport::Otlp(OtlpTarget::resolve(
+            config.otlp_traces_endpoint.as_deref(),
+            &endpoint,
+            config.quota_project.clone(),
+        )),
+        TracesExporter::GcpTrace => traces::TraceExport::CloudTrace {
+            project_id: identity.project_id.clone(),
+            endpoint: endpoint.clone(),
+        },
+    };
     let provider = traces::tracer_provider(
         identity.to_resource(),
-        identity.project_id.clone(),
-        endpoint.clone(),
+        trace_export,
         config.trace_sampling_ratio,
         config.span_queue_size,
         Arc::clone(&trace_health),
-    );
+    )?;
     logs::install(
         config,
         Some(provider.tracer(env!("CARGO_PKG_NAME"))),

@@ -1,8 +1,11 @@
 //! What every exporter shares: where telemetry goes, the one way a gRPC
-//! client to Google (or an emulator) is set up, and the export health
-//! counters ([`health`]).
+//! client to Google (or an emulator) is set up, the OTLP exporters' target
+//! ([`otlp`]) and Google credentials ([`google_auth`]), and the export
+//! health counters ([`health`]).
 
+pub mod google_auth;
 pub mod health;
+pub mod otlp;
 
 use std::time::Duration;
 
