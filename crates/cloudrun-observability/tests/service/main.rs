@@ -17,6 +17,7 @@ mod loadgen;
 mod log_metrics;
 mod logging;
 mod metrics;
+mod otlp_credentials;
 mod security;
 mod shutdown_under_load;
 mod telemetry_faults;

@@ -1,0 +1,191 @@
+//! Google credentials on the wire: the OTLP trace exporter, given Google
+//! credentials (a stand-in token source: Google cannot be reached from a
+//! test), sends each export with the token current at that moment, the quota
+//! project and the `gcp.project_id` resource attribute, to a loopback OTLP
+//! `TraceService` that records what it receives. Without a token nothing is
+//! sent, and the loss is counted.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cloudrun_observability::telemetry::export::google_auth::{
+    AuthError, GoogleCredentials, HeaderSource,
+};
+use cloudrun_observability::telemetry::export::health::ExportHealth;
+use cloudrun_observability::telemetry::export::otlp::OtlpTarget;
+use cloudrun_observability::telemetry::traces::{tracer_provider, TraceExport};
+use futures::future::BoxFuture;
+use opentelemetry::trace::{Tracer as _, TracerProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_sdk::Resource;
+
+/// One export as the stand-in received it.
+#[derive(Clone, Debug)]
+struct Received {
+    authorization: Option<String>,
+    user_project: Option<String>,
+    project_attribute: Option<String>,
+    spans: usize,
+}
+
+#[derive(Clone, Default)]
+struct StandIn(Arc<Mutex<Vec<Received>>>);
+
+#[tonic::async_trait]
+impl TraceService for StandIn {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let header = |name: &str| {
+            request
+                .metadata()
+                .get(name)
+                .map(|value| value.to_str().unwrap().to_owned())
+        };
+        let (authorization, user_project) =
+            (header("authorization"), header("x-goog-user-project"));
+        let body = request.into_inner();
+        let project_attribute = body
+            .resource_spans
+            .iter()
+            .flat_map(|spans| spans.resource.iter().flat_map(|r| r.attributes.iter()))
+            .find(|attribute| attribute.key == "gcp.project_id")
+            .and_then(
+                |attribute| match attribute.value.as_ref()?.value.as_ref()? {
+                    AnyValue::StringValue(project) => Some(project.clone()),
+                    _ => None,
+                },
+            );
+        let spans = body
+            .resource_spans
+            .iter()
+            .flat_map(|r| r.scope_spans.iter())
+            .map(|s| s.spans.len())
+            .sum();
+        self.0.lock().unwrap().push(Received {
+            authorization,
+            user_project,
+            project_attribute,
+            spans,
+        });
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+async fn serve(stand_in: StandIn) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(stand_in))
+            .serve_with_incoming(tokio_stream_of(listener)),
+    );
+    addr
+}
+
+fn tokio_stream_of(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(socket, _)| socket);
+        Some((accepted, listener))
+    })
+}
+
+/// Mints `token-1`, `token-2`, ...: a new token on each refresh, as if the
+/// previous one had expired; fails while `down` is set.
+#[derive(Debug, Default)]
+struct Tokens {
+    minted: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl HeaderSource for Tokens {
+    fn headers(&self) -> BoxFuture<'_, Result<Arc<http::HeaderMap>, AuthError>> {
+        Box::pin(async move {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(AuthError("the metadata server did not answer".into()));
+            }
+            let n = self.minted.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut headers = http::HeaderMap::new();
+            headers.insert(
+                http::header::AUTHORIZATION,
+                format!("Bearer token-{n}").parse().unwrap(),
+            );
+            Ok(Arc::new(headers))
+        })
+    }
+}
+
+/// Ends one span and waits until the batch processor exported it.
+async fn export_one_span(provider: &opentelemetry_sdk::trace::SdkTracerProvider) {
+    provider
+        .tracer("otlp-credentials-test")
+        .in_span("GET /api/books", |_| {});
+    let provider = provider.clone();
+    // The flush blocks until the processor's thread has exported, and that
+    // export runs on this runtime.
+    tokio::task::spawn_blocking(move || provider.force_flush())
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_otlp_export_carries_the_current_token_the_quota_project_and_gcp_project_id() {
+    let stand_in = StandIn::default();
+    let addr = serve(stand_in.clone()).await;
+    let tokens = Arc::new(Tokens::default());
+    let target = OtlpTarget {
+        endpoint: format!("http://{addr}"),
+        credentials: Some(GoogleCredentials::with_source(
+            tokens.clone(),
+            Some("billing-project".into()),
+        )),
+    };
+    let health = Arc::new(ExportHealth::new("traces"));
+    let resource = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", "frontend"),
+            KeyValue::new("gcp.project_id", "shop-prod"),
+        ])
+        .build();
+    let provider = tracer_provider(
+        resource,
+        TraceExport::Otlp(target),
+        1.0,
+        16,
+        Arc::clone(&health),
+    )
+    .unwrap();
+
+    export_one_span(&provider).await;
+    export_one_span(&provider).await;
+    let received = stand_in.0.lock().unwrap().clone();
+    assert_eq!(received.len(), 2, "{received:#?}");
+    assert_eq!(received[0].authorization.as_deref(), Some("Bearer token-1"));
+    assert_eq!(received[1].authorization.as_deref(), Some("Bearer token-2"));
+    for export in &received {
+        assert_eq!(export.user_project.as_deref(), Some("billing-project"));
+        assert_eq!(export.project_attribute.as_deref(), Some("shop-prod"));
+        assert_eq!(export.spans, 1);
+    }
+    assert_eq!(health.counts().exported, 2);
+
+    // The credentials fail: nothing is sent with the old token, and the
+    // span is counted as lost.
+    tokens.down.store(true, Ordering::SeqCst);
+    export_one_span(&provider).await;
+    assert_eq!(stand_in.0.lock().unwrap().len(), 2);
+    assert_eq!(health.counts().failed, 1);
+    let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+}
