@@ -32,7 +32,7 @@ use self::export::health::{ExportCounts, ExportHealth};
 use self::metrics::MetricsPipeline;
 use self::resource::InstanceIdentity;
 use self::export::otlp::OtlpTarget;
-use crate::config::{Config, TracesExporter};
+use crate::config::{Config, MetricsExporter, TracesExporter};
 
 /// Telemetry could not be set up.
 #[derive(Debug, Error)]
@@ -192,12 +192,20 @@ pub async fn init(
             "OTEL_METRIC_EXPORT_INTERVAL is below the minimum (5 s towards Google, 100 ms towards an emulator); exporting every interval_ms"
         );
     }
+    let metric_export = match config.metrics_exporter {
+        MetricsExporter::GcpMonitoring => metrics::MetricExport::CloudMonitoring(endpoint),
+        MetricsExporter::Otlp => metrics::MetricExport::Otlp(OtlpTarget::resolve(
+            config.otlp_metrics_endpoint.as_deref(),
+            &endpoint,
+            config.quota_project.clone(),
+        )),
+    };
     let metrics = metrics::install(
         &identity,
-        endpoint,
+        metric_export,
         interval.interval,
         Arc::clone(&metric_health),
-    );
+    )?;
     Ok(TelemetryGuard {
         tracer_provider: Some(provider),
         trace_health,
