@@ -18,6 +18,7 @@ mod log_metrics;
 mod logging;
 mod metrics;
 mod otlp_credentials;
+mod otlp_metrics;
 mod security;
 mod shutdown_under_load;
 mod telemetry_faults;
