@@ -171,6 +171,7 @@ pub async fn init(
             endpoint: endpoint.clone(),
         },
     };
+    let traces_to = trace_export.to_string();
     let provider = traces::tracer_provider(
         identity.to_resource(),
         trace_export,
@@ -200,6 +201,11 @@ pub async fn init(
             config.quota_project.clone(),
         )),
     };
+    tracing::info!(
+        traces = %traces_to,
+        metrics = %metric_export,
+        "telemetry: traces to {traces_to}, metrics to {metric_export}"
+    );
     let metrics = metrics::install(
         &identity,
         metric_export,

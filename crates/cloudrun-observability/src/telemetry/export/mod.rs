@@ -22,6 +22,15 @@ pub enum Endpoint {
     Emulator(String),
 }
 
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Google => f.write_str("Google (Application Default Credentials)"),
+            Self::Emulator(host) => write!(f, "emulator {host} (plaintext, no credentials)"),
+        }
+    }
+}
+
 /// A client could not be set up (a malformed emulator address, or no
 /// Google credentials).
 #[derive(Debug, Error)]

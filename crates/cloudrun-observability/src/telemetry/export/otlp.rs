@@ -96,6 +96,16 @@ impl OtlpTarget {
     }
 }
 
+impl std::fmt::Display for OtlpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let credentials = match self.credentials {
+            Some(_) => "Google credentials",
+            None => "no credentials",
+        };
+        write!(f, "OTLP/gRPC {} ({credentials})", self.endpoint)
+    }
+}
+
 /// Whether `endpoint` is one of Google's APIs, reached over TLS.
 fn is_google(endpoint: &str) -> bool {
     endpoint.parse::<http::Uri>().is_ok_and(|uri| {

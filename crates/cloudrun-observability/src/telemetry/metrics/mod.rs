@@ -46,6 +46,15 @@ pub enum MetricExport {
     Otlp(OtlpTarget),
 }
 
+impl std::fmt::Display for MetricExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CloudMonitoring(endpoint) => write!(f, "Cloud Monitoring v3, {endpoint}"),
+            Self::Otlp(target) => target.fmt(f),
+        }
+    }
+}
+
 /// Where the `app.sessions.active` gauge reads its value: the application's
 /// session tracker. A trait of telemetry's own, so that telemetry does not
 /// depend on the application that depends on it.

@@ -47,6 +47,15 @@ pub enum TraceExport {
     },
 }
 
+impl std::fmt::Display for TraceExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Otlp(target) => target.fmt(f),
+            Self::CloudTrace { endpoint, .. } => write!(f, "Cloud Trace v2, {endpoint}"),
+        }
+    }
+}
+
 /// Builds the tracer provider: sampler, batch processor, exporter. Fails
 /// only on an exporter configuration the OTLP crate rejects.
 pub fn tracer_provider(
