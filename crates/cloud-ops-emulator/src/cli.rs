@@ -61,6 +61,18 @@ pub struct EmulatorArgs {
     /// attributed to (their `resource.labels.service_name`).
     #[arg(long, value_name = "NAME")]
     pub log_service: Option<String>,
+    /// Also take OTLP on this port (OTLP/gRPC's standard one), so that
+    /// OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 just works; 0: off.
+    /// OTLP is always served on --port too. A taken port is a warning.
+    #[arg(long, default_value_t = 4317, value_name = "PORT")]
+    pub otlp_grpc_port: u16,
+    /// Also take OTLP on this port (OTLP/HTTP's standard one); 0: off.
+    #[arg(long, default_value_t = 4318, value_name = "PORT")]
+    pub otlp_http_port: u16,
+    /// The project of OTLP data whose resource has no `gcp.project_id`
+    /// attribute. Without it such data is rejected, as Google rejects it.
+    #[arg(long, value_name = "PROJECT")]
+    pub otlp_project: Option<String>,
 }
 
 impl EmulatorArgs {
@@ -84,6 +96,9 @@ impl EmulatorArgs {
             max_spans: self.max_spans,
             max_points: self.max_points,
             alerting,
+            otlp_grpc_port: Some(self.otlp_grpc_port).filter(|p| *p != 0),
+            otlp_http_port: Some(self.otlp_http_port).filter(|p| *p != 0),
+            otlp_default_project: self.otlp_project.clone(),
             ..EmulatorConfig::default()
         };
         if let Some(service_name) = &self.log_service {

@@ -13,6 +13,11 @@
 //! routes: the tonic services are turned into an axum [`Router`] and merged
 //! with a JSON status and the web [`console`], which also shows the log
 //! lines kept in the [`LogStore`].
+//!
+//! The same router also takes OTLP ([`otlp`]), as Google's Telemetry API
+//! does: traces, metrics and logs over gRPC and HTTP. A standalone emulator
+//! also listens on OTLP's standard ports (4317 gRPC, 4318 HTTP) so that
+//! `OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317` just works.
 
 pub mod alerting;
 pub mod cli;
@@ -20,6 +25,7 @@ pub mod console;
 pub(crate) mod grpc;
 pub mod logging;
 pub mod monitoring;
+pub mod otlp;
 pub mod status;
 pub mod terraform;
 pub mod time;
@@ -71,6 +77,15 @@ pub struct EmulatorConfig {
     /// Evaluate the deployment's Terraform monitoring (log-based metrics,
     /// uptime checks, alert policies) against what the emulator receives.
     pub alerting: Option<alerting::AlertingConfig>,
+    /// Also serve OTLP (gRPC, and HTTP too) on this port of `host`: `None`
+    /// off, 0 a random port. OTLP is always served on `port` as well. A
+    /// port that is taken is a warning, not a failure.
+    pub otlp_grpc_port: Option<u16>,
+    /// Also serve OTLP/HTTP (and gRPC too) on this port; as `otlp_grpc_port`.
+    pub otlp_http_port: Option<u16>,
+    /// The project of OTLP data whose resource has no `gcp.project_id`;
+    /// `None` rejects such data, as Google does.
+    pub otlp_default_project: Option<String>,
 }
 
 impl Default for EmulatorConfig {
@@ -85,6 +100,9 @@ impl Default for EmulatorConfig {
             max_log_bytes: 64 * 1024 * 1024,
             log_source: logging::store::LogSource::default(),
             alerting: None,
+            otlp_grpc_port: None,
+            otlp_http_port: None,
+            otlp_default_project: None,
         }
     }
 }
@@ -93,6 +111,9 @@ impl EmulatorConfig {
     /// The emulator a service starts for itself when it has no Google
     /// project: on the usual port, its log entries attributed to
     /// `service_name`, evaluating `terraform_dir`'s monitoring when given.
+    /// It takes OTLP on its own port only, not on 4317/4318: two local
+    /// services would fight over those, and a standalone emulator may
+    /// already hold them.
     pub fn embedded(
         service_name: &str,
         terraform_dir: Option<std::path::PathBuf>,
@@ -191,22 +212,41 @@ impl Emulator {
             }
             store.alerting = Some(handle);
         }
-        let app = router(store.clone());
+        let ingest = otlp::OtlpIngest::new(store.clone(), config.otlp_default_project.clone());
+        let app = router_with(store.clone(), &ingest);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await
-                .map_err(EmulatorError::Serve)
-        });
+        let task = tokio::spawn(serve(listener, app, stop_rx));
         tracing::info!(%local_addr, "Cloud Trace / Cloud Monitoring emulator listening");
+        let mut extra = Vec::new();
+        let mut otlp_addrs = [None, None];
+        for (slot, port) in [config.otlp_grpc_port, config.otlp_http_port]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(port) = port else { continue };
+            let addr = SocketAddr::new(config.host, port);
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let bound = listener.local_addr().map_err(EmulatorError::LocalAddr)?;
+                    let (tx, rx) = oneshot::channel::<()>();
+                    extra.push((tx, tokio::spawn(serve(listener, otlp::routes(&ingest), rx))));
+                    otlp_addrs[slot] = Some(bound);
+                }
+                Err(error) => tracing::warn!(
+                    %addr,
+                    cause = %error,
+                    "cannot listen for OTLP on {addr} ({error}); OTLP is still served on {local_addr}"
+                ),
+            }
+        }
         Ok(RunningEmulator {
             local_addr,
+            otlp_grpc_addr: otlp_addrs[0],
+            otlp_http_addr: otlp_addrs[1],
             store,
             stop: stop_tx,
             task,
+            extra,
         })
     }
 
@@ -220,12 +260,16 @@ impl Emulator {
         config: EmulatorConfig,
         logs_from_stdin: bool,
     ) -> Result<(), EmulatorError> {
+        let config_hint = config.otlp_default_project.clone();
         let running = Self::start(config).await?;
         println!(
             "Cloud Trace / Cloud Monitoring emulator listening on {addr} \
              (gRPC h2c and http://{addr}/); export {EMULATOR_HOST_ENV}={addr}",
             addr = running.local_addr()
         );
+        for line in running.otlp_summary(&config_hint) {
+            println!("{line}");
+        }
         if let Some(alerting) = &running.store.alerting {
             for line in alerting.summary_lines() {
                 println!("{line}");
@@ -246,6 +290,19 @@ impl Emulator {
         running.shutdown().await;
         Ok(())
     }
+}
+
+async fn serve(
+    listener: TcpListener,
+    app: Router,
+    stop: oneshot::Receiver<()>,
+) -> Result<(), EmulatorError> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = stop.await;
+        })
+        .await
+        .map_err(EmulatorError::Serve)
 }
 
 async fn wait_for_signal() -> Result<(), EmulatorError> {
@@ -269,15 +326,61 @@ async fn wait_for_signal() -> Result<(), EmulatorError> {
 #[derive(Debug)]
 pub struct RunningEmulator {
     local_addr: SocketAddr,
+    otlp_grpc_addr: Option<SocketAddr>,
+    otlp_http_addr: Option<SocketAddr>,
     store: EmulatorStore,
     stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), EmulatorError>>,
+    task: ServerTask,
+    /// The OTLP listeners on their own ports, with their stop signals.
+    extra: Vec<(oneshot::Sender<()>, ServerTask)>,
 }
+
+/// One listener's server, running until its stop signal.
+type ServerTask = JoinHandle<Result<(), EmulatorError>>;
 
 impl RunningEmulator {
     /// Where the emulator listens (gRPC and HTTP on the same port).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where OTLP's own gRPC port listens (`otlp_grpc_port`), if it could bind.
+    pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
+        self.otlp_grpc_addr
+    }
+
+    /// Where OTLP's own HTTP port listens (`otlp_http_port`), if it could bind.
+    pub fn otlp_http_addr(&self) -> Option<SocketAddr> {
+        self.otlp_http_addr
+    }
+
+    /// What a person starting the emulator needs to know about OTLP: where
+    /// it listens and how the project is chosen.
+    fn otlp_summary(&self, default_project: &Option<String>) -> Vec<String> {
+        let mut lines = vec![format!(
+            "OTLP (gRPC, HTTP/protobuf, HTTP/JSON) on {}{}{}",
+            self.local_addr,
+            self.otlp_grpc_addr
+                .map(|a| format!(", gRPC port {a}"))
+                .unwrap_or_default(),
+            self.otlp_http_addr
+                .map(|a| format!(", HTTP port {a}"))
+                .unwrap_or_default(),
+        )];
+        if let Some(addr) = self.otlp_grpc_addr {
+            lines.push(format!(
+                "  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{addr} OTEL_EXPORTER_OTLP_PROTOCOL=grpc"
+            ));
+        }
+        lines.push(match default_project {
+            Some(project) => format!(
+                "  OTLP data without resource attribute gcp.project_id goes to project {project} (--otlp-project)"
+            ),
+            None => "  OTLP data must name its project, as Google requires: \
+                     OTEL_RESOURCE_ATTRIBUTES=gcp.project_id=local (or start with --otlp-project local)"
+                .to_owned(),
+        });
+        lines
     }
 
     /// Handle to the stored spans, series and counters.
@@ -291,23 +394,38 @@ impl RunningEmulator {
             alerting.stop();
         }
         let _ = self.stop.send(());
-        match self.task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::error!(cause = %error, "emulator stopped with an error"),
-            Err(error) => tracing::error!(cause = %error, "emulator task failed"),
+        let mut tasks = vec![self.task];
+        for (stop, task) in self.extra {
+            let _ = stop.send(());
+            tasks.push(task);
+        }
+        for task in tasks {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::error!(cause = %error, "emulator stopped with an error"),
+                Err(error) => tracing::error!(cause = %error, "emulator task failed"),
+            }
         }
     }
 }
 
-/// The emulator's whole HTTP surface: gRPC services, `GET /api/status` and
+/// The emulator's whole HTTP surface: gRPC services, OTLP, `GET /api/status` and
 /// the web console (`/`, `/logs`, `/traces`, `/metrics`, `/errors`,
-/// `/incidents`, `POST /api/logs`, `GET /api/incidents`).
+/// `/incidents`, `POST /api/logs`, `GET /api/incidents`). OTLP data
+/// without `gcp.project_id` is rejected; see [`router_with`].
 pub fn router(store: EmulatorStore) -> Router {
+    let ingest = otlp::OtlpIngest::new(store.clone(), None);
+    router_with(store, &ingest)
+}
+
+/// [`router`] with OTLP ingested by `ingest` (which may name a default project).
+pub fn router_with(store: EmulatorStore, ingest: &otlp::OtlpIngest) -> Router {
     let grpc = tonic::service::Routes::new(trace::service::trace_v2_server(store.traces.clone()))
         .add_service(trace::service::trace_v1_server(store.traces.clone()))
-        .add_service(monitoring::service::metric_server(store.metrics.clone()))
-        .into_axum_router();
+        .add_service(monitoring::service::metric_server(store.metrics.clone()));
+    let grpc = otlp::grpc::add_services(grpc, ingest).into_axum_router();
     status::routes(store.clone())
         .merge(console::routes(store))
         .merge(grpc)
+        .merge(otlp::http::routes(ingest))
 }

@@ -174,6 +174,28 @@ impl MetricStore {
         outcome
     }
 
+    /// Writes one point that came through OTLP (the Telemetry API), already
+    /// checked by its own rules (`otlp::metrics`): only what needs stored
+    /// state is checked here. Its descriptor (`descriptor_update`) is
+    /// created on first write, of any kind, and must agree with an existing
+    /// one; points must be in order (M5, M7); there is no sampling period
+    /// (M8 is a `CreateTimeSeries` rule).
+    ///
+    /// # Errors
+    /// The reason, in Google's wording; the point is counted as a rejected series.
+    pub fn write_otlp(&self, mut valid: ValidSeries) -> Result<(), String> {
+        let mut inner = self.lock();
+        let result = inner.write_otlp(&mut valid);
+        match result {
+            Ok(()) => {
+                let project = valid.key.project.clone();
+                inner.apply(&project, valid);
+            }
+            Err(_) => inner.stats.series_rejected += 1,
+        }
+        result
+    }
+
     /// Counts a request rejected before any series was looked at.
     pub fn record_rejected(&self) {
         self.lock().stats.requests_rejected += 1;
@@ -332,6 +354,52 @@ impl Inner {
             }
         }
         self.apply(project, valid);
+        Ok(())
+    }
+
+    /// The stateful checks of [`MetricStore::write_otlp`]; leaves in
+    /// `valid.descriptor_update` only a descriptor that changes.
+    fn write_otlp(&mut self, valid: &mut ValidSeries) -> Result<(), String> {
+        let metric_type = valid.key.metric_type.clone();
+        let key = (valid.key.project.clone(), metric_type.clone());
+        let wanted = valid.descriptor_update.take();
+        match (self.descriptors.get(&key), wanted) {
+            (Some(existing), wanted) => {
+                let kind = MetricKind::try_from(existing.metric_kind).unwrap_or(MetricKind::Gauge);
+                let value_type =
+                    ValueType::try_from(existing.value_type).unwrap_or(ValueType::Unspecified);
+                if value_type != valid.value_type {
+                    return Err(format!(
+                        "Value type for metric {metric_type} conflicts with the existing value type ({}).",
+                        value_type.as_str_name()
+                    ));
+                }
+                if kind != valid.kind {
+                    return Err(format!(
+                        "Metric kind for metric {metric_type} must be {}, but is {}.",
+                        kind.as_str_name(),
+                        valid.kind.as_str_name()
+                    ));
+                }
+                let new_labels: Vec<_> = wanted
+                    .map(|w| w.labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|l| !existing.labels.iter().any(|e| e.key == l.key))
+                    .collect();
+                if !new_labels.is_empty() {
+                    let mut descriptor = existing.clone();
+                    descriptor.labels.extend(new_labels);
+                    valid.descriptor_update = Some(descriptor);
+                }
+            }
+            (None, wanted) => valid.descriptor_update = wanted,
+        }
+        if let Some(series) = self.index.get(&valid.key).map(|i| &self.series[*i]) {
+            if let Some(last) = series.last.as_ref() {
+                check_against_last(&metric_type, series.kind, last, &valid.point, 0)?;
+            }
+        }
         Ok(())
     }
 

@@ -35,6 +35,8 @@ pub struct TraceStats {
     pub spans_out_of_window: u64,
     /// Write requests rejected with an error.
     pub requests_rejected: u64,
+    /// OTLP spans rejected one by one (reported in `partial_success`).
+    pub spans_rejected: u64,
 }
 
 /// Cheap clonable handle to the span store.
@@ -87,6 +89,11 @@ impl TraceStore {
     /// Counts a rejected write request.
     pub fn record_rejected(&self) {
         self.lock().stats.requests_rejected += 1;
+    }
+
+    /// Counts spans rejected inside an accepted OTLP request.
+    pub fn record_spans_rejected(&self, spans: u64) {
+        self.lock().stats.spans_rejected += spans;
     }
 
     /// Current counters.

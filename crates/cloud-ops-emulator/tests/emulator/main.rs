@@ -7,6 +7,7 @@ mod helpers;
 mod concurrency;
 mod metrics_read;
 mod metrics_write;
+mod otlp;
 mod robustness;
 mod terraform_model;
 mod trace;

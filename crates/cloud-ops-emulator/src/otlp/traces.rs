@@ -1,0 +1,421 @@
+//! OTLP spans into the [`TraceStore`](crate::TraceStore), as Cloud Trace
+//! v2 spans: Cloud Trace stores spans from either API in one schema, so the
+//! v1 reads, the console's waterfall and log correlation see them alike.
+//!
+//! Attributes are kept verbatim (O13): span attributes over the resource's
+//! (`service.name`, `gcp.project_id`, ...), with no `/http/*` or `g.co/r/*`
+//! renaming, and with the Telemetry API's limits (O9-O12), not v2's 32
+//! attributes of 256 bytes. A span breaking a rule is rejected on its own
+//! and reported in `partial_success` (O7, O8, O14); a request without a
+//! project is rejected whole (O6).
+
+use std::collections::HashMap;
+
+use gcloud_sdk::google::devtools::cloudtrace::v2::{
+    self, attribute_value, span, AttributeValue, TruncatableString,
+};
+use gcloud_sdk::google::rpc;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, ResourceSpans, Span};
+
+use super::{hex, nanos, OtlpError, OtlpIngest, Rejections};
+use crate::time::timestamp::from_nanos;
+use crate::trace::store::StoredSpan;
+
+const ATTRIBUTE_KEY_BYTES: usize = 512;
+const ATTRIBUTE_VALUE_BYTES: usize = 64 * 1024;
+const NAME_BYTES: usize = 1024;
+const ATTRIBUTES_PER_SPAN: usize = 1024;
+const RESOURCE_ATTRIBUTES: usize = 1024;
+const ATTRIBUTES_PER_RESOURCE_SPANS: usize = 8192;
+const EVENTS_PER_SPAN: usize = 256;
+const LINKS_PER_SPAN: usize = 128;
+const ATTRIBUTES_PER_EVENT_OR_LINK: usize = 1024;
+const SCHEMA_URL_BYTES: usize = 8192;
+
+/// OTLP span flags: whether the parent is known to be remote, and if so whether it is.
+const HAS_IS_REMOTE: u32 = 0x100;
+const IS_REMOTE: u32 = 0x200;
+
+/// Stores the valid spans of `request`.
+///
+/// # Errors
+/// [`OtlpError`] when a resource names no project: nothing is stored.
+pub fn export(
+    ingest: &OtlpIngest,
+    request: ExportTraceServiceRequest,
+) -> Result<ExportTraceServiceResponse, OtlpError> {
+    let projects = request
+        .resource_spans
+        .iter()
+        .map(|rs| ingest.project_of(rs.resource.as_ref()))
+        .collect::<Result<Vec<_>, _>>();
+    let projects = match projects {
+        Ok(projects) => projects,
+        Err(error) => {
+            ingest.store.traces.record_rejected();
+            return Err(error);
+        }
+    };
+    let mut rejections = Rejections::default();
+    let mut stored = Vec::new();
+    for (index, (resource_spans, project)) in
+        request.resource_spans.iter().zip(projects).enumerate()
+    {
+        convert_resource_spans(
+            index,
+            resource_spans,
+            &project,
+            &mut stored,
+            &mut rejections,
+        );
+    }
+    ingest.store.traces.insert_batch(stored, 0, 0);
+    ingest
+        .store
+        .traces
+        .record_spans_rejected(u64::try_from(rejections.count()).unwrap_or(0));
+    Ok(ExportTraceServiceResponse {
+        partial_success: (!rejections.is_empty()).then(|| ExportTracePartialSuccess {
+            rejected_spans: rejections.count(),
+            error_message: rejections.message(),
+        }),
+    })
+}
+
+fn convert_resource_spans(
+    index: usize,
+    resource_spans: &ResourceSpans,
+    project: &str,
+    stored: &mut Vec<StoredSpan>,
+    rejections: &mut Rejections,
+) {
+    let spans = resource_spans
+        .scope_spans
+        .iter()
+        .map(|s| s.spans.len())
+        .sum();
+    let resource_attributes: &[KeyValue] = resource_spans
+        .resource
+        .as_ref()
+        .map_or(&[], |r| r.attributes.as_slice());
+    if let Err(reason) = check_resource(resource_spans, resource_attributes) {
+        rejections.add(spans, format!("resourceSpans[{index}]: {reason}"));
+        return;
+    }
+    for (scope_index, scope_spans) in resource_spans.scope_spans.iter().enumerate() {
+        let scope = scope_spans.scope.as_ref();
+        let mut base = attribute_map(resource_attributes);
+        if let Some(scope) = scope.filter(|s| !s.name.is_empty()) {
+            base.insert("otel.scope.name".into(), string_value(&scope.name));
+            if !scope.version.is_empty() {
+                base.insert("otel.scope.version".into(), string_value(&scope.version));
+            }
+        }
+        for (span_index, span) in scope_spans.spans.iter().enumerate() {
+            match convert_span(project, span, &base) {
+                Ok(converted) => stored.push(converted),
+                Err(reason) => rejections.add(
+                    1,
+                    format!(
+                        "resourceSpans[{index}].scopeSpans[{scope_index}].spans[{span_index}]: {reason}"
+                    ),
+                ),
+            }
+        }
+    }
+}
+
+/// O10, O12: the limits on a whole `ResourceSpans`.
+fn check_resource(resource_spans: &ResourceSpans, resource: &[KeyValue]) -> Result<(), String> {
+    if resource.len() > RESOURCE_ATTRIBUTES {
+        return Err(format!(
+            "the resource has {} attributes, more than the limit of {RESOURCE_ATTRIBUTES}.",
+            resource.len()
+        ));
+    }
+    check_attributes(resource)?;
+    let schema_urls = std::iter::once(&resource_spans.schema_url)
+        .chain(resource_spans.scope_spans.iter().map(|s| &s.schema_url));
+    for url in schema_urls {
+        if url.len() > SCHEMA_URL_BYTES {
+            return Err(format!(
+                "a schema URL has {} bytes, more than the limit of {SCHEMA_URL_BYTES}.",
+                url.len()
+            ));
+        }
+    }
+    let total: usize = resource.len()
+        + resource_spans
+            .scope_spans
+            .iter()
+            .map(|scope| {
+                scope.scope.as_ref().map_or(0, |s| s.attributes.len())
+                    + scope
+                        .spans
+                        .iter()
+                        .map(|span| {
+                            span.attributes.len()
+                                + span
+                                    .events
+                                    .iter()
+                                    .map(|e| e.attributes.len())
+                                    .sum::<usize>()
+                                + span.links.iter().map(|l| l.attributes.len()).sum::<usize>()
+                        })
+                        .sum::<usize>()
+            })
+            .sum::<usize>();
+    if total > ATTRIBUTES_PER_RESOURCE_SPANS {
+        return Err(format!(
+            "{total} attributes in one ResourceSpans (resource, scopes, spans, events and links), more than the limit of {ATTRIBUTES_PER_RESOURCE_SPANS}."
+        ));
+    }
+    Ok(())
+}
+
+/// O9: key and value sizes.
+fn check_attributes(attributes: &[KeyValue]) -> Result<(), String> {
+    for kv in attributes {
+        if kv.key.len() > ATTRIBUTE_KEY_BYTES {
+            return Err(format!(
+                "attribute key \"{}...\" has {} bytes, more than the limit of {ATTRIBUTE_KEY_BYTES}.",
+                crate::grpc::clip_to(&kv.key, 64),
+                kv.key.len()
+            ));
+        }
+        let size = kv.value.as_ref().map_or(0, |v| match &v.value {
+            Some(Any::StringValue(s)) => s.len(),
+            Some(Any::BytesValue(b)) => b.len(),
+            Some(_) => super::text(v).len(),
+            None => 0,
+        });
+        if size > ATTRIBUTE_VALUE_BYTES {
+            return Err(format!(
+                "the value of attribute \"{}\" has {size} bytes, more than the limit of {ATTRIBUTE_VALUE_BYTES}.",
+                kv.key
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// O7: a 16-byte trace id or 8-byte span id, not all zeros.
+fn check_id(field: &str, id: &[u8], len: usize) -> Result<(), String> {
+    if id.len() != len || id.iter().all(|b| *b == 0) {
+        return Err(format!(
+            "{field} had an invalid value of \"{}\": expected {len} bytes, not all zero.",
+            hex(id)
+        ));
+    }
+    Ok(())
+}
+
+fn check_span(span: &Span) -> Result<(), String> {
+    check_id("trace_id", &span.trace_id, 16)?;
+    check_id("span_id", &span.span_id, 8)?;
+    if !span.parent_span_id.is_empty() {
+        check_id("parent_span_id", &span.parent_span_id, 8)?;
+    }
+    if span.name.is_empty() {
+        return Err("name is required.".into());
+    }
+    if span.name.len() > NAME_BYTES {
+        return Err(format!(
+            "name has {} bytes, more than the limit of {NAME_BYTES}.",
+            span.name.len()
+        ));
+    }
+    if span.start_time_unix_nano == 0 || span.end_time_unix_nano == 0 {
+        return Err("start_time_unix_nano and end_time_unix_nano are required.".into());
+    }
+    if span.end_time_unix_nano < span.start_time_unix_nano {
+        return Err("end_time_unix_nano is before start_time_unix_nano.".into());
+    }
+    if span.attributes.len() > ATTRIBUTES_PER_SPAN {
+        return Err(format!(
+            "{} attributes, more than the limit of {ATTRIBUTES_PER_SPAN}.",
+            span.attributes.len()
+        ));
+    }
+    check_attributes(&span.attributes)?;
+    if span.events.len() > EVENTS_PER_SPAN {
+        return Err(format!(
+            "{} events, more than the limit of {EVENTS_PER_SPAN}.",
+            span.events.len()
+        ));
+    }
+    if span.links.len() > LINKS_PER_SPAN {
+        return Err(format!(
+            "{} links, more than the limit of {LINKS_PER_SPAN}.",
+            span.links.len()
+        ));
+    }
+    for event in &span.events {
+        if event.name.len() > NAME_BYTES {
+            return Err(format!(
+                "an event name has {} bytes, more than the limit of {NAME_BYTES}.",
+                event.name.len()
+            ));
+        }
+        if event.attributes.len() > ATTRIBUTES_PER_EVENT_OR_LINK {
+            return Err(format!(
+                "an event has {} attributes, more than the limit of {ATTRIBUTES_PER_EVENT_OR_LINK}.",
+                event.attributes.len()
+            ));
+        }
+        check_attributes(&event.attributes)?;
+    }
+    for link in &span.links {
+        check_id("links.trace_id", &link.trace_id, 16)?;
+        check_id("links.span_id", &link.span_id, 8)?;
+        if link.attributes.len() > ATTRIBUTES_PER_EVENT_OR_LINK {
+            return Err(format!(
+                "a link has {} attributes, more than the limit of {ATTRIBUTES_PER_EVENT_OR_LINK}.",
+                link.attributes.len()
+            ));
+        }
+        check_attributes(&link.attributes)?;
+    }
+    Ok(())
+}
+
+fn convert_span(
+    project: &str,
+    span: &Span,
+    base: &HashMap<String, AttributeValue>,
+) -> Result<StoredSpan, String> {
+    check_span(span)?;
+    let trace_id = hex(&span.trace_id);
+    let span_id = hex(&span.span_id);
+    let mut attributes = base.clone();
+    attributes.extend(attribute_map(&span.attributes));
+    let time_events = span
+        .events
+        .iter()
+        .map(|event| span::TimeEvent {
+            time: Some(from_nanos(nanos(event.time_unix_nano))),
+            value: Some(span::time_event::Value::Annotation(
+                span::time_event::Annotation {
+                    description: Some(truncatable(&event.name)),
+                    attributes: Some(attributes_of(
+                        &event.attributes,
+                        event.dropped_attributes_count,
+                    )),
+                },
+            )),
+        })
+        .collect();
+    let links = span
+        .links
+        .iter()
+        .map(|link| span::Link {
+            trace_id: hex(&link.trace_id),
+            span_id: hex(&link.span_id),
+            r#type: span::link::Type::Unspecified as i32,
+            attributes: Some(attributes_of(
+                &link.attributes,
+                link.dropped_attributes_count,
+            )),
+        })
+        .collect();
+    let same_process_as_parent_span = (!span.parent_span_id.is_empty()
+        && span.flags & HAS_IS_REMOTE != 0)
+        .then_some(span.flags & IS_REMOTE == 0);
+    let status = span.status.as_ref().and_then(|status| {
+        match StatusCode::try_from(status.code).unwrap_or(StatusCode::Unset) {
+            StatusCode::Unset => None,
+            StatusCode::Ok => Some(rpc::Status {
+                code: 0,
+                message: status.message.clone(),
+                details: Vec::new(),
+            }),
+            // What Google's exporters write for an error status: UNKNOWN.
+            StatusCode::Error => Some(rpc::Status {
+                code: 2,
+                message: status.message.clone(),
+                details: Vec::new(),
+            }),
+        }
+    });
+    Ok(StoredSpan {
+        project: project.to_owned(),
+        trace_id: trace_id.clone(),
+        span: v2::Span {
+            name: format!("projects/{project}/traces/{trace_id}/spans/{span_id}"),
+            span_id,
+            parent_span_id: hex(&span.parent_span_id),
+            display_name: Some(truncatable(&span.name)),
+            start_time: Some(from_nanos(nanos(span.start_time_unix_nano))),
+            end_time: Some(from_nanos(nanos(span.end_time_unix_nano))),
+            attributes: Some(span::Attributes {
+                attribute_map: attributes,
+                dropped_attributes_count: i32::try_from(span.dropped_attributes_count)
+                    .unwrap_or(i32::MAX),
+            }),
+            stack_trace: None,
+            time_events: Some(span::TimeEvents {
+                time_event: time_events,
+                dropped_annotations_count: i32::try_from(span.dropped_events_count)
+                    .unwrap_or(i32::MAX),
+                dropped_message_events_count: 0,
+            }),
+            links: Some(span::Links {
+                link: links,
+                dropped_links_count: i32::try_from(span.dropped_links_count).unwrap_or(i32::MAX),
+            }),
+            status,
+            same_process_as_parent_span,
+            child_span_count: None,
+            // OTLP's kinds and v2's share their numbers (INTERNAL = 1 ... CONSUMER = 5).
+            span_kind: span.kind.clamp(0, 5),
+        },
+    })
+}
+
+fn attributes_of(attributes: &[KeyValue], dropped: u32) -> span::Attributes {
+    span::Attributes {
+        attribute_map: attribute_map(attributes),
+        dropped_attributes_count: i32::try_from(dropped).unwrap_or(i32::MAX),
+    }
+}
+
+/// OTLP attributes as v2 attribute values, keys verbatim: strings, ints
+/// and bools keep their type; doubles, arrays, maps and bytes become text
+/// (v2 has no other types).
+fn attribute_map(attributes: &[KeyValue]) -> HashMap<String, AttributeValue> {
+    attributes
+        .iter()
+        .filter_map(|kv| {
+            let value = kv.value.as_ref()?;
+            let converted = match &value.value {
+                Some(Any::StringValue(s)) => string_value(s),
+                Some(Any::IntValue(i)) => AttributeValue {
+                    value: Some(attribute_value::Value::IntValue(*i)),
+                },
+                Some(Any::BoolValue(b)) => AttributeValue {
+                    value: Some(attribute_value::Value::BoolValue(*b)),
+                },
+                None => return None,
+                Some(_) => string_value(&super::text(value)),
+            };
+            Some((kv.key.clone(), converted))
+        })
+        .collect()
+}
+
+fn string_value(text: &str) -> AttributeValue {
+    AttributeValue {
+        value: Some(attribute_value::Value::StringValue(truncatable(text))),
+    }
+}
+
+fn truncatable(text: &str) -> TruncatableString {
+    TruncatableString {
+        value: text.to_owned(),
+        truncated_byte_count: 0,
+    }
+}
