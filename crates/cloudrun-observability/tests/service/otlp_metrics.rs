@@ -133,7 +133,6 @@ async fn otlp_metrics_leave_cumulative_with_the_resource_prometheus_target_needs
 
 /// Needs the emulator's OTLP metrics ingest (branch `otlp-emulator`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "PENDING: needs the emulator's OTLP MetricsService ingest (branch otlp-emulator)"]
 async fn otlp_metrics_reach_the_emulator_as_prometheus_target_series() {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
