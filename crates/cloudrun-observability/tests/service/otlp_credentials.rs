@@ -5,7 +5,6 @@
 //! `TraceService` that records what it receives. Without a token nothing is
 //! sent, and the loss is counted.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +25,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_sdk::Resource;
+
+use crate::helpers::serve_grpc;
 
 /// One export as the stand-in received it.
 #[derive(Clone, Debug)]
@@ -81,26 +82,6 @@ impl TraceService for StandIn {
     }
 }
 
-async fn serve(stand_in: StandIn) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(TraceServiceServer::new(stand_in))
-            .serve_with_incoming(tokio_stream_of(listener)),
-    );
-    addr
-}
-
-fn tokio_stream_of(
-    listener: tokio::net::TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(socket, _)| socket);
-        Some((accepted, listener))
-    })
-}
-
 /// Mints `token-1`, `token-2`, ...: a new token on each refresh, as if the
 /// previous one had expired; fails while `down` is set.
 #[derive(Debug, Default)]
@@ -143,7 +124,10 @@ async fn export_one_span(provider: &opentelemetry_sdk::trace::SdkTracerProvider)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_otlp_export_carries_the_current_token_the_quota_project_and_gcp_project_id() {
     let stand_in = StandIn::default();
-    let addr = serve(stand_in.clone()).await;
+    let addr = serve_grpc(tonic::service::Routes::new(TraceServiceServer::new(
+        stand_in.clone(),
+    )))
+    .await;
     let tokens = Arc::new(Tokens::default());
     let target = OtlpTarget {
         endpoint: format!("http://{addr}"),

@@ -5,7 +5,6 @@
 //! `prometheus.googleapis.com/NAME/KIND` series on `prometheus_target`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,7 +18,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
 use crate::emulator_helpers::{now_seconds, TestEmulator};
-use crate::helpers::{spawn_service, ServiceProcess};
+use crate::helpers::{serve_grpc, spawn_service, ServiceProcess};
 
 /// What a loopback `MetricsService` received, export by export.
 #[derive(Clone, Default)]
@@ -34,21 +33,6 @@ impl MetricsService for StandIn {
         self.0.lock().unwrap().push(request.into_inner());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
-}
-
-async fn serve(stand_in: StandIn) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let incoming = futures::stream::unfold(listener, |listener| async move {
-        let accepted = listener.accept().await.map(|(socket, _)| socket);
-        Some((accepted, listener))
-    });
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(MetricsServiceServer::new(stand_in))
-            .serve_with_incoming(incoming),
-    );
-    addr
 }
 
 async fn stop(service: &mut ServiceProcess) {
@@ -69,7 +53,10 @@ fn string(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_metrics_leave_cumulative_with_the_resource_prometheus_target_needs() {
     let stand_in = StandIn::default();
-    let addr = serve(stand_in.clone()).await;
+    let addr = serve_grpc(tonic::service::Routes::new(MetricsServiceServer::new(
+        stand_in.clone(),
+    )))
+    .await;
     let endpoint = format!("http://{addr}");
     let mut service = spawn_service(&[
         ("OTEL_METRICS_EXPORTER", "otlp"),
