@@ -71,9 +71,6 @@ pub struct Config {
     pub otlp_traces_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_metrics_endpoint: Option<String>,
-    /// `GOOGLE_CLOUD_QUOTA_PROJECT`: sent as `x-goog-user-project` to
-    /// Google's Telemetry API when the credentials name no quota project.
-    pub quota_project: Option<String>,
 }
 
 /// Which exporter sends the spans (`OTEL_TRACES_EXPORTER`).
@@ -298,8 +295,6 @@ impl Config {
             },
             otlp_traces_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")?,
             otlp_metrics_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")?,
-            quota_project: var("GOOGLE_CLOUD_QUOTA_PROJECT")
-                .map(|project| project.trim().to_owned()),
         })
     }
 

@@ -164,7 +164,6 @@ pub async fn init(
         TracesExporter::Otlp => traces::TraceExport::Otlp(OtlpTarget::resolve(
             config.otlp_traces_endpoint.as_deref(),
             &endpoint,
-            config.quota_project.clone(),
         )),
         TracesExporter::GcpTrace => traces::TraceExport::CloudTrace {
             project_id: identity.project_id.clone(),
@@ -198,7 +197,6 @@ pub async fn init(
         MetricsExporter::Otlp => metrics::MetricExport::Otlp(OtlpTarget::resolve(
             config.otlp_metrics_endpoint.as_deref(),
             &endpoint,
-            config.quota_project.clone(),
         )),
     };
     tracing::info!(

@@ -83,7 +83,8 @@ impl TraceService for StandIn {
 }
 
 /// Mints `token-1`, `token-2`, ...: a new token on each refresh, as if the
-/// previous one had expired; fails while `down` is set.
+/// previous one had expired, with a quota project; fails while `down` is
+/// set.
 #[derive(Debug, Default)]
 struct Tokens {
     minted: AtomicUsize,
@@ -102,6 +103,9 @@ impl HeaderSource for Tokens {
                 http::header::AUTHORIZATION,
                 format!("Bearer token-{n}").parse().unwrap(),
             );
+            // As google-cloud-auth adds it from GOOGLE_CLOUD_QUOTA_PROJECT
+            // or the credentials file's quota_project_id.
+            headers.insert("x-goog-user-project", "billing-project".parse().unwrap());
             Ok(Arc::new(headers))
         })
     }
@@ -131,10 +135,7 @@ async fn each_otlp_export_carries_the_current_token_the_quota_project_and_gcp_pr
     let tokens = Arc::new(Tokens::default());
     let target = OtlpTarget {
         endpoint: format!("http://{addr}"),
-        credentials: Some(GoogleCredentials::with_source(
-            tokens.clone(),
-            Some("billing-project".into()),
-        )),
+        credentials: Some(GoogleCredentials::with_source(tokens.clone())),
     };
     let health = Arc::new(ExportHealth::new("traces"));
     let resource = Resource::builder_empty()

@@ -1,12 +1,16 @@
 //! Google credentials for the OTLP exporters: an OAuth access token on every
-//! call to `telemetry.googleapis.com`, and `x-goog-user-project` when a quota
-//! project is known.
+//! call to `telemetry.googleapis.com`, and `x-goog-user-project` when the
+//! credentials name a quota project.
 //!
 //! The token comes from the credentials the rest of the service uses:
 //! gcloud-sdk's [`GoogleAuthHeaders`] over Application Default Credentials
 //! (on Cloud Run, the metadata server). They mint, cache and refresh the
-//! token (it expires after an hour); this module only carries their headers
-//! into the gRPC metadata.
+//! token (it expires after an hour), and add `x-goog-user-project` from
+//! `GOOGLE_CLOUD_QUOTA_PROJECT` or the credentials file's
+//! `quota_project_id`; this module only carries their headers into the gRPC
+//! metadata.
+//!
+//! [`GoogleAuthHeaders`]: gcloud_sdk::GoogleAuthHeaders
 //!
 //! tonic's interceptor, the one hook `opentelemetry-otlp` offers for
 //! per-call metadata, is synchronous, and asking the credentials is not. So
@@ -23,9 +27,9 @@ use thiserror::Error;
 use tokio::sync::OnceCell;
 use tonic::metadata::{MetadataKey, MetadataValue};
 
-/// The quota project header (Google's samples send it with OTLP; Google's
-/// client libraries add it from user credentials' `quota_project_id`).
-pub const USER_PROJECT_HEADER: &str = "x-goog-user-project";
+/// The quota project header, as the credentials send it.
+#[cfg(test)]
+const USER_PROJECT_HEADER: &str = "x-goog-user-project";
 
 /// Where the authentication headers come from: gcloud-sdk's credentials in
 /// the service, a stand-in in tests.
@@ -62,28 +66,25 @@ struct Shared {
     source: OnceCell<Arc<dyn HeaderSource>>,
     /// The headers of the latest refresh.
     current: RwLock<Option<Arc<HeaderMap>>>,
-    /// `GOOGLE_CLOUD_QUOTA_PROJECT`, sent when the credentials name none.
-    quota_project: Option<String>,
 }
 
 impl GoogleCredentials {
     /// Application Default Credentials (on Cloud Run, the metadata server),
     /// built on first use.
-    pub fn from_adc(quota_project: Option<String>) -> Self {
-        Self::new(OnceCell::new(), quota_project)
+    pub fn from_adc() -> Self {
+        Self::new(OnceCell::new())
     }
 
     /// Credentials from `source` (tests use a stand-in).
-    pub fn with_source(source: Arc<dyn HeaderSource>, quota_project: Option<String>) -> Self {
-        Self::new(OnceCell::new_with(Some(source)), quota_project)
+    pub fn with_source(source: Arc<dyn HeaderSource>) -> Self {
+        Self::new(OnceCell::new_with(Some(source)))
     }
 
-    fn new(source: OnceCell<Arc<dyn HeaderSource>>, quota_project: Option<String>) -> Self {
+    fn new(source: OnceCell<Arc<dyn HeaderSource>>) -> Self {
         Self {
             shared: Arc::new(Shared {
                 source,
                 current: RwLock::new(None),
-                quota_project,
             }),
         }
     }
@@ -158,13 +159,6 @@ impl tonic::service::Interceptor for GoogleAuthInterceptor {
             };
             metadata.insert(key, value);
         }
-        if let Some(project) = &self.shared.quota_project {
-            if !metadata.contains_key(USER_PROJECT_HEADER) {
-                if let Ok(value) = MetadataValue::try_from(project.as_str()) {
-                    metadata.insert(USER_PROJECT_HEADER, value);
-                }
-            }
-        }
         Ok(request)
     }
 }
@@ -218,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_refresh_puts_the_current_token_on_the_calls_that_follow() {
-        let credentials = GoogleCredentials::with_source(Arc::new(Tokens::default()), None);
+        let credentials = GoogleCredentials::with_source(Arc::new(Tokens::default()));
         let mut interceptor = credentials.interceptor();
         credentials.refresh().await.unwrap();
         let first = call(&mut interceptor).unwrap();
@@ -235,7 +229,7 @@ mod tests {
     #[tokio::test]
     async fn without_a_token_no_call_goes_out() {
         let tokens = Arc::new(Tokens::default());
-        let credentials = GoogleCredentials::with_source(tokens.clone(), None);
+        let credentials = GoogleCredentials::with_source(tokens.clone());
         let mut interceptor = credentials.interceptor();
         let refused = call(&mut interceptor).unwrap_err();
         assert_eq!(refused.code(), tonic::Code::Unauthenticated);
@@ -252,30 +246,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_quota_project_of_the_credentials_wins_over_the_configured_one() {
-        let configured = GoogleCredentials::with_source(
-            Arc::new(Tokens::default()),
-            Some("billing-project".into()),
-        );
-        configured.refresh().await.unwrap();
-        let metadata = call(&mut configured.interceptor()).unwrap();
+    async fn every_header_of_the_credentials_goes_out_the_quota_project_too() {
+        let credentials = GoogleCredentials::with_source(Arc::new(Tokens {
+            user_project: Some("billing-project"),
+            ..Tokens::default()
+        }));
+        credentials.refresh().await.unwrap();
+        let metadata = call(&mut credentials.interceptor()).unwrap();
+        assert_eq!(header(&metadata, "authorization"), Some("Bearer token-1"));
         assert_eq!(
             header(&metadata, USER_PROJECT_HEADER),
             Some("billing-project")
-        );
-
-        let from_credentials = GoogleCredentials::with_source(
-            Arc::new(Tokens {
-                user_project: Some("adc-quota-project"),
-                ..Tokens::default()
-            }),
-            Some("billing-project".into()),
-        );
-        from_credentials.refresh().await.unwrap();
-        let metadata = call(&mut from_credentials.interceptor()).unwrap();
-        assert_eq!(
-            header(&metadata, USER_PROJECT_HEADER),
-            Some("adc-quota-project")
         );
     }
 }

@@ -48,17 +48,13 @@ pub enum OtlpExportError {
 impl OtlpTarget {
     /// `explicit` (the `OTEL_EXPORTER_OTLP_*ENDPOINT` variables) when set,
     /// else the backend's OTLP endpoint.
-    pub fn resolve(
-        explicit: Option<&str>,
-        backend: &Endpoint,
-        quota_project: Option<String>,
-    ) -> Self {
+    pub fn resolve(explicit: Option<&str>, backend: &Endpoint) -> Self {
         let endpoint = match (explicit, backend) {
             (Some(url), _) => url.trim_end_matches('/').to_owned(),
             (None, Endpoint::Google) => GOOGLE_TELEMETRY_ENDPOINT.to_owned(),
             (None, Endpoint::Emulator(host)) => format!("http://{host}"),
         };
-        let credentials = is_google(&endpoint).then(|| GoogleCredentials::from_adc(quota_project));
+        let credentials = is_google(&endpoint).then(|| GoogleCredentials::from_adc());
         Self {
             endpoint,
             credentials,
@@ -122,27 +118,24 @@ mod tests {
 
     #[test]
     fn google_gets_tls_and_credentials_an_emulator_neither() {
-        let google = OtlpTarget::resolve(None, &Endpoint::Google, None);
+        let google = OtlpTarget::resolve(None, &Endpoint::Google);
         assert_eq!(google.endpoint, "https://telemetry.googleapis.com");
         assert!(google.credentials.is_some());
-        let emulator =
-            OtlpTarget::resolve(None, &Endpoint::Emulator("127.0.0.1:8085".into()), None);
+        let emulator = OtlpTarget::resolve(None, &Endpoint::Emulator("127.0.0.1:8085".into()));
         assert_eq!(emulator.endpoint, "http://127.0.0.1:8085");
         assert!(emulator.credentials.is_none());
     }
 
     #[test]
     fn an_explicit_endpoint_wins_and_gets_credentials_only_if_it_is_google() {
-        let collector = OtlpTarget::resolve(Some("http://localhost:4317"), &Endpoint::Google, None);
+        let collector = OtlpTarget::resolve(Some("http://localhost:4317"), &Endpoint::Google);
         assert_eq!(collector.endpoint, "http://localhost:4317");
         assert!(collector.credentials.is_none());
-        let elsewhere =
-            OtlpTarget::resolve(Some("https://otlp.example.com"), &Endpoint::Google, None);
+        let elsewhere = OtlpTarget::resolve(Some("https://otlp.example.com"), &Endpoint::Google);
         assert!(elsewhere.credentials.is_none());
         let google = OtlpTarget::resolve(
             Some("https://telemetry.googleapis.com:443/"),
             &Endpoint::Emulator("127.0.0.1:1".into()),
-            None,
         );
         assert_eq!(google.endpoint, "https://telemetry.googleapis.com:443");
         assert!(google.credentials.is_some());
