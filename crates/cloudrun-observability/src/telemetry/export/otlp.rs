@@ -54,7 +54,7 @@ impl OtlpTarget {
             (None, Endpoint::Google) => GOOGLE_TELEMETRY_ENDPOINT.to_owned(),
             (None, Endpoint::Emulator(host)) => format!("http://{host}"),
         };
-        let credentials = is_google(&endpoint).then(|| GoogleCredentials::from_adc());
+        let credentials = is_google(&endpoint).then(GoogleCredentials::from_adc);
         Self {
             endpoint,
             credentials,
