@@ -27,11 +27,11 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use thiserror::Error;
 
-pub use self::export::Endpoint;
 use self::export::health::{ExportCounts, ExportHealth};
+use self::export::otlp::OtlpTarget;
+pub use self::export::Endpoint;
 use self::metrics::MetricsPipeline;
 use self::resource::InstanceIdentity;
-use self::export::otlp::OtlpTarget;
 use crate::config::{Config, MetricsExporter, TracesExporter};
 
 /// Telemetry could not be set up.

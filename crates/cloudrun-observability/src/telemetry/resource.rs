@@ -6,7 +6,6 @@
 //! tests run a loopback stand-in). Elsewhere the instance id is random, so
 //! that two local instances never write the same series.
 
-
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use rand::Rng;
@@ -93,4 +92,3 @@ impl InstanceIdentity {
 fn local_instance_id() -> String {
     format!("local-{:016x}", rand::rng().random::<u64>())
 }
-

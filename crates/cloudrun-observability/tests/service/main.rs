@@ -2,10 +2,10 @@
 //! real `cloudrun-observability` binary on a random loopback port (see
 //! [`helpers`]) and, where telemetry matters, a real emulator beside it.
 
-mod helpers;
 #[path = "../../../cloud-ops-emulator/tests/emulator/helpers.rs"]
 mod emulator_helpers;
 mod fault_peer;
+mod helpers;
 
 mod alerts;
 mod api;

@@ -41,12 +41,12 @@ use tokio::sync::OnceCell;
 use tonic::transport::Channel;
 use tonic::Code;
 
+use crate::telemetry::export::health::ExportHealth;
+use crate::telemetry::export::Endpoint;
+use crate::telemetry::export::{ConnectError, GrpcClient};
 use crate::telemetry::metrics::cloud_monitoring_mapping::{
     descriptor, to_time_series, Deviations, MappedSeries, MetricSpec,
 };
-use crate::telemetry::export::health::ExportHealth;
-use crate::telemetry::export::{ConnectError, GrpcClient};
-use crate::telemetry::export::Endpoint;
 
 /// Google's Cloud Monitoring endpoint.
 pub const GOOGLE_MONITORING_ENDPOINT: &str = "https://monitoring.googleapis.com";
@@ -87,11 +87,18 @@ pub enum MetricExportError {
     },
 }
 
-type MetricClient = GrpcClient<MetricServiceClient<Channel>, MetricServiceClient<GoogleAuthMiddleware>>;
+type MetricClient =
+    GrpcClient<MetricServiceClient<Channel>, MetricServiceClient<GoogleAuthMiddleware>>;
 
 impl MetricClient {
     async fn connect(endpoint: &Endpoint) -> Result<Self, ConnectError> {
-        GrpcClient::connect_to(endpoint, GOOGLE_MONITORING_ENDPOINT, MetricServiceClient::new, MetricServiceClient::new).await
+        GrpcClient::connect_to(
+            endpoint,
+            GOOGLE_MONITORING_ENDPOINT,
+            MetricServiceClient::new,
+            MetricServiceClient::new,
+        )
+        .await
     }
 
     async fn create_time_series(

@@ -25,10 +25,10 @@ use tokio::sync::OnceCell;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::telemetry::traces::cloud_trace_mapping::{agent_label, to_cloud_trace_span, SpanLabels};
 use crate::telemetry::export::health::ExportHealth;
-use crate::telemetry::export::{ConnectError, GrpcClient};
 use crate::telemetry::export::Endpoint as TraceEndpoint;
+use crate::telemetry::export::{ConnectError, GrpcClient};
+use crate::telemetry::traces::cloud_trace_mapping::{agent_label, to_cloud_trace_span, SpanLabels};
 
 /// Google's Cloud Trace endpoint.
 pub const GOOGLE_TRACE_ENDPOINT: &str = "https://cloudtrace.googleapis.com";
@@ -51,11 +51,18 @@ pub enum TraceExportError {
     Task(#[from] tokio::task::JoinError),
 }
 
-type TraceClient = GrpcClient<TraceServiceClient<Channel>, TraceServiceClient<GoogleAuthMiddleware>>;
+type TraceClient =
+    GrpcClient<TraceServiceClient<Channel>, TraceServiceClient<GoogleAuthMiddleware>>;
 
 impl TraceClient {
     async fn connect(endpoint: &TraceEndpoint) -> Result<Self, ConnectError> {
-        GrpcClient::connect_to(endpoint, GOOGLE_TRACE_ENDPOINT, TraceServiceClient::new, TraceServiceClient::new).await
+        GrpcClient::connect_to(
+            endpoint,
+            GOOGLE_TRACE_ENDPOINT,
+            TraceServiceClient::new,
+            TraceServiceClient::new,
+        )
+        .await
     }
 
     async fn batch_write(&self, request: BatchWriteSpansRequest) -> Result<(), tonic::Status> {
