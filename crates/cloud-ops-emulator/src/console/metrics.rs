@@ -32,6 +32,42 @@ pub const ORDERS: &str = "workload.googleapis.com/app.orders";
 const ROUTE: &str = "http_route";
 const STATUS: &str = "http_response_status_code";
 
+/// The same metrics written through OTLP (Google's Telemetry API writes
+/// them as `prometheus.googleapis.com/NAME/KIND`, label keys as the
+/// attributes are named): the page reads these when the workload types
+/// have no series.
+const OTLP_TYPES: [(&str, &str); 4] = [
+    (
+        REQUEST_DURATION,
+        "prometheus.googleapis.com/http.server.request.duration/histogram",
+    ),
+    (APP_ERRORS, "prometheus.googleapis.com/app.errors/counter"),
+    (
+        SESSIONS,
+        "prometheus.googleapis.com/app.sessions.active/gauge",
+    ),
+    (ORDERS, "prometheus.googleapis.com/app.orders/counter"),
+];
+const OTLP_LABELS: [(&str, &str); 3] = [
+    (ROUTE, "http.route"),
+    (STATUS, "http.response.status_code"),
+    ("error_type", "error.type"),
+];
+
+fn to_otlp_label(key: &str) -> &str {
+    OTLP_LABELS
+        .iter()
+        .find(|(workload, _)| *workload == key)
+        .map_or(key, |(_, otlp)| otlp)
+}
+
+fn from_otlp_label(key: String) -> String {
+    OTLP_LABELS
+        .iter()
+        .find(|(_, otlp)| *otlp == key)
+        .map_or(key, |(workload, _)| (*workload).to_owned())
+}
+
 /// The windows offered, with the alignment period used for each (about 30 points a line).
 pub const WINDOWS: [(&str, i64, i64); 5] = [
     ("5m", 5 * 60, 10),
@@ -198,6 +234,31 @@ impl Query_<'_> {
     /// `ListTimeSeries` with this aggregation; nothing when the metric is
     /// absent or the aggregation does not apply to it.
     fn run(
+        &self,
+        metric_type: &str,
+        aligner: Aligner,
+        reducer: Reducer,
+        group_by: &[&str],
+        period: i64,
+    ) -> Vec<TimeSeries> {
+        let series = self.read(metric_type, aligner, reducer, group_by, period);
+        let otlp_type = OTLP_TYPES.iter().find(|(t, _)| *t == metric_type);
+        let Some((_, otlp_type)) = otlp_type.filter(|_| series.is_empty()) else {
+            return series;
+        };
+        let otlp_keys: Vec<&str> = group_by.iter().map(|k| to_otlp_label(k)).collect();
+        let mut series = self.read(otlp_type, aligner, reducer, &otlp_keys, period);
+        for metric in series.iter_mut().filter_map(|ts| ts.metric.as_mut()) {
+            metric.labels = std::mem::take(&mut metric.labels)
+                .into_iter()
+                .map(|(k, v)| (from_otlp_label(k), v))
+                .collect();
+        }
+        series
+    }
+
+    /// `ListTimeSeries` of exactly `metric_type`.
+    fn read(
         &self,
         metric_type: &str,
         aligner: Aligner,

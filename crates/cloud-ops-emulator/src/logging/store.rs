@@ -247,6 +247,12 @@ pub struct LogEntry {
     pub resource: LogResource,
     /// Bytes of the line as received, for the memory bound.
     pub size: usize,
+    /// The log's name within the project (URL-encoded) when not Cloud
+    /// Run's stdout: OTLP records name theirs (`otel` by default).
+    pub log_name: Option<String>,
+    /// For entries written through OTLP: the record's resource and scope,
+    /// the `otel` field the Telemetry API adds to each entry.
+    pub otel: Option<Value>,
 }
 
 impl LogEntry {
@@ -269,11 +275,13 @@ impl LogEntry {
             entry.insert(key.to_owned(), value);
         };
         // Cloud Run files container stdout under this log.
+        let log = self
+            .log_name
+            .as_deref()
+            .unwrap_or("run.googleapis.com%2Fstdout");
         put(
             "logName",
-            Value::from(format!(
-                "projects/{project}/logs/run.googleapis.com%2Fstdout"
-            )),
+            Value::from(format!("projects/{project}/logs/{log}")),
         );
         put("resource", self.resource_json());
         put("timestamp", Value::from(nanos_text(self.timestamp_nanos)));
@@ -321,6 +329,9 @@ impl LogEntry {
         }
         if let Some(location) = &self.source_location {
             put("sourceLocation", location.to_cloud_logging_json());
+        }
+        if let Some(otel) = &self.otel {
+            put("otel", otel.clone());
         }
         Value::Object(entry)
     }
@@ -478,6 +489,20 @@ impl LogStore {
         inner.stats.lines_oversized += u64::from(oversized);
         inner.bytes += entry.size;
         inner.entries.push_back(entry);
+        inner.evict();
+    }
+
+    /// Stores entries made elsewhere (OTLP log records), in order, each
+    /// with its own resource; their ids are given here.
+    pub fn insert_entries(&self, entries: Vec<LogEntry>) {
+        let mut inner = self.lock();
+        for mut entry in entries {
+            entry.id = inner.next_id;
+            inner.next_id += 1;
+            inner.stats.entries_received += 1;
+            inner.bytes += entry.size;
+            inner.entries.push_back(entry);
+        }
         inner.evict();
     }
 
@@ -683,6 +708,8 @@ fn text_entry(message: String, received_nanos: i64, size: usize) -> LogEntry {
         insert_id: None,
         resource: LogSource::default().resource(),
         size,
+        log_name: None,
+        otel: None,
     }
 }
 
@@ -748,6 +775,8 @@ fn json_entry(mut object: Map<String, Value>, received_nanos: i64, size: usize) 
         insert_id,
         resource: LogSource::default().resource(),
         size,
+        log_name: None,
+        otel: None,
     }
 }
 
@@ -777,7 +806,7 @@ fn string_field(object: &Value, key: &str) -> Option<String> {
     object.get(key).cloned().and_then(as_string)
 }
 
-fn http_request(value: &Value) -> Option<HttpRequest> {
+pub(crate) fn http_request(value: &Value) -> Option<HttpRequest> {
     value.as_object()?;
     Some(HttpRequest {
         request_method: string_field(value, "requestMethod"),

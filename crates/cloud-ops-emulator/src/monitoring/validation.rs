@@ -31,8 +31,9 @@ const MAX_LABEL_KEY_CHARS: usize = 100;
 const MAX_LABEL_VALUE_CHARS: usize = 1024;
 const MAX_RELATIVE_NAME_CHARS: usize = 100;
 const MAX_BUCKETS: i64 = 200;
-const MAX_PAST_NANOS: i64 = 25 * 3600 * NANOS_PER_SECOND;
-const MAX_FUTURE_NANOS: i64 = 5 * 60 * NANOS_PER_SECOND;
+/// How far in the past and the future a point's end may be (M6).
+pub(crate) const MAX_PAST_NANOS: i64 = 25 * 3600 * NANOS_PER_SECOND;
+pub(crate) const MAX_FUTURE_NANOS: i64 = 5 * 60 * NANOS_PER_SECOND;
 /// A cumulative reset must start at least this long after the previous end (M5).
 const RESET_GAP_NANOS: i64 = 1_000_000;
 

@@ -3,6 +3,12 @@
 //! `opentelemetry-proto` (the crate `opentelemetry-otlp` exports with).
 //! Requests may be gzip-compressed (OTLP servers must accept `gzip`).
 
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -18,7 +24,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
-use super::{metrics, traces, OtlpIngest, MAX_REQUEST_BYTES};
+use super::{logs, metrics, traces, OtlpIngest, MAX_REQUEST_BYTES};
 
 /// `routes` with the OTLP services added: one tonic router per port,
 /// since two axum routers made from tonic's cannot be merged (both have a
@@ -35,7 +41,13 @@ pub fn add_services(routes: tonic::service::Routes, ingest: &OtlpIngest) -> toni
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(
-            MetricsServiceServer::new(service)
+            MetricsServiceServer::new(service.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            LogsServiceServer::new(service)
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
@@ -67,6 +79,18 @@ impl MetricsService for OtlpService {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         metrics::export(&self.ingest, request.into_inner())
+            .map(Response::new)
+            .map_err(|e| e.to_status())
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for OtlpService {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        logs::export(&self.ingest, request.into_inner())
             .map(Response::new)
             .map_err(|e| e.to_status())
     }

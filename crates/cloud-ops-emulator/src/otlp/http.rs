@@ -19,7 +19,7 @@ use prost::Message;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{metrics, traces, OtlpError, OtlpIngest, MAX_REQUEST_BYTES};
+use super::{logs, metrics, traces, OtlpError, OtlpIngest, MAX_REQUEST_BYTES};
 
 const PROTOBUF: &str = "application/x-protobuf";
 const JSON: &str = "application/json";
@@ -29,6 +29,7 @@ pub fn routes(ingest: &OtlpIngest) -> Router {
     Router::new()
         .route("/v1/traces", post(export_traces))
         .route("/v1/metrics", post(export_metrics))
+        .route("/v1/logs", post(export_logs))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(ingest.clone())
 }
@@ -47,6 +48,14 @@ async fn export_metrics(
     body: Bytes,
 ) -> Response {
     handle(&headers, &body, |request| metrics::export(&ingest, request))
+}
+
+async fn export_logs(
+    State(ingest): State<OtlpIngest>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&headers, &body, |request| logs::export(&ingest, request))
 }
 
 /// How a request body is encoded; the answer uses the same.

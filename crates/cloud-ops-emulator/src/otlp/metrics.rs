@@ -35,15 +35,15 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::{attribute, nanos, text, OtlpError, OtlpIngest, Rejections};
-use crate::monitoring::validation::{SeriesKey, StoredPoint, ValidSeries};
-use crate::time::timestamp::{now_nanos, NANOS_PER_SECOND};
+use crate::monitoring::validation::{
+    SeriesKey, StoredPoint, ValidSeries, MAX_FUTURE_NANOS, MAX_PAST_NANOS,
+};
+use crate::time::timestamp::now_nanos;
 
 /// O17: per request.
 const MAX_POINTS_PER_REQUEST: usize = 200;
 const MAX_RESOURCE_METRICS_PER_REQUEST: usize = 200;
 const MAX_QUANTILES: usize = 10;
-const MAX_PAST_NANOS: i64 = 25 * 3600 * NANOS_PER_SECOND;
-const MAX_FUTURE_NANOS: i64 = 5 * 60 * NANOS_PER_SECOND;
 /// OTLP's data point flag for "no recorded value" (a staleness marker).
 const NO_RECORDED_VALUE: u32 = 1;
 
@@ -511,22 +511,20 @@ fn convert_metric(metric: &Metric) -> Result<Points, String> {
         Data::Histogram(histogram) => {
             let (suffix, kind) = histogram_kind(cumulative(histogram.aggregation_temporality)?);
             let metric_type = metric_type(&metric.name, suffix)?;
-            histogram
-                .data_points
-                .iter()
-                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
-                .map(|p| histogram_point(&metric_type, kind, p))
-                .collect()
+            recorded(
+                &histogram.data_points,
+                |p| p.flags,
+                |p| histogram_point(&metric_type, kind, p),
+            )
         }
         Data::ExponentialHistogram(histogram) => {
             let (suffix, kind) = histogram_kind(cumulative(histogram.aggregation_temporality)?);
             let metric_type = metric_type(&metric.name, suffix)?;
-            histogram
-                .data_points
-                .iter()
-                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
-                .map(|p| exponential_point(&metric_type, kind, p))
-                .collect()
+            recorded(
+                &histogram.data_points,
+                |p| p.flags,
+                |p| exponential_point(&metric_type, kind, p),
+            )
         }
         Data::Summary(summary) => {
             let count_type = metric_type(&format!("{}_count", metric.name), "summary")?;
@@ -540,6 +538,19 @@ fn convert_metric(metric: &Metric) -> Result<Points, String> {
                 .collect()
         }
     })
+}
+
+/// The points that carry a value (not flagged "no recorded value"), converted.
+fn recorded<P>(
+    points: &[P],
+    flags: impl Fn(&P) -> u32,
+    convert: impl Fn(&P) -> Result<Converted, String>,
+) -> Points {
+    points
+        .iter()
+        .filter(|p| flags(p) & NO_RECORDED_VALUE == 0)
+        .map(convert)
+        .collect()
 }
 
 fn histogram_kind(cumulative: bool) -> (&'static str, MetricKind) {

@@ -19,6 +19,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod traces;
 
@@ -196,11 +197,13 @@ pub(crate) fn json_map(attributes: &[KeyValue]) -> serde_json::Map<String, Json>
 
 /// Lowercase hex of an id.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
 }
 
 fn base64(bytes: &[u8]) -> String {

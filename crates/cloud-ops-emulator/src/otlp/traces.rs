@@ -291,7 +291,8 @@ fn convert_span(
     check_span(span)?;
     let trace_id = hex(&span.trace_id);
     let span_id = hex(&span.span_id);
-    let mut attributes = base.clone();
+    let mut attributes = HashMap::with_capacity(base.len() + span.attributes.len());
+    attributes.extend(base.iter().map(|(k, v)| (k.clone(), v.clone())));
     attributes.extend(attribute_map(&span.attributes));
     let time_events = span
         .events

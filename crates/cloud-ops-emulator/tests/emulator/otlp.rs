@@ -6,13 +6,18 @@ use cloud_ops_emulator::EmulatorConfig;
 use gcloud_sdk::google::api::metric_descriptor::{MetricKind, ValueType};
 use gcloud_sdk::google::devtools::cloudtrace::v1::{self, GetTraceRequest, ListTracesRequest};
 use gcloud_sdk::google::monitoring::v3::typed_value;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient as OtlpLogsClient;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient as OtlpMetricsClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient as OtlpTraceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{
+    any_value, AnyValue, InstrumentationScope, KeyValue, KeyValueList,
+};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::{
     metric, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
@@ -437,33 +442,15 @@ async fn otlp_http_errors_are_statuses_with_the_right_http_code() {
     assert_eq!(response.status(), 400);
     assert_eq!(response.headers()["content-type"], "application/x-protobuf");
 
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "text/plain",
-        false,
-        b"hello".to_vec(),
-    )
-    .await;
-    assert_eq!(response.status(), 415);
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "application/json",
-        false,
-        b"{not json".to_vec(),
-    )
-    .await;
-    assert_eq!(response.status(), 400);
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "application/x-protobuf",
-        false,
-        vec![0xff, 0xff, 0xff],
-    )
-    .await;
-    assert_eq!(response.status(), 400);
+    let bad_bodies: [(&str, &[u8], u16); 3] = [
+        ("text/plain", b"hello", 415),
+        ("application/json", b"{not json", 400),
+        ("application/x-protobuf", &[0xff, 0xff, 0xff], 400),
+    ];
+    for (content_type, body, status) in bad_bodies {
+        let response = post(&emulator, "/v1/traces", content_type, false, body.to_vec()).await;
+        assert_eq!(response.status(), status, "{content_type}");
+    }
 
     let mut bad = trace_request(
         Some(PROJECT),
@@ -664,6 +651,14 @@ async fn otlp_metrics_become_prometheus_series_read_back_with_list_time_series()
         "{labels:?}"
     );
 
+    // The console's metrics page charts the OTLP histogram per route.
+    let view = cloud_ops_emulator::console::metrics::view(
+        &emulator.emulator.store(),
+        PROJECT,
+        cloud_ops_emulator::console::metrics::Window::ending_at(Some("1h"), now as i64 + 1),
+    );
+    assert!(view.routes.contains_key("/api/books"), "{:?}", view.routes);
+
     // A second export of the cumulative counter, later, is its next point.
     let later = now + 10_000_000_000;
     let request = metrics_request(
@@ -816,5 +811,104 @@ async fn otlp_http_metrics_in_json() {
         )
         .await;
     assert_eq!(series.len(), 1);
+    emulator.emulator.shutdown().await;
+}
+// ---- logs ----
+
+fn log_request(records: Vec<LogRecord>) -> ExportLogsServiceRequest {
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(resource(Some(PROJECT))),
+            scope_logs: vec![ScopeLogs {
+                scope: Some(InstrumentationScope {
+                    name: "test-scope".into(),
+                    ..InstrumentationScope::default()
+                }),
+                log_records: records,
+                ..ScopeLogs::default()
+            }],
+            ..ResourceLogs::default()
+        }],
+    }
+}
+
+#[tokio::test]
+async fn otlp_logs_become_log_entries_over_grpc_and_http() {
+    let emulator = TestEmulator::start().await;
+    let now = now_nanos();
+    let text = LogRecord {
+        time_unix_nano: now,
+        severity_number: 17,
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("payment failed".into())),
+        }),
+        attributes: vec![string("order.id", "42"), string("log.name", "app/payments")],
+        trace_id: TRACE_ID.to_vec(),
+        span_id: vec![1; 8],
+        flags: 1,
+        ..LogRecord::default()
+    };
+    let structured = LogRecord {
+        observed_time_unix_nano: now,
+        severity_text: "warn".into(),
+        body: Some(AnyValue {
+            value: Some(any_value::Value::KvlistValue(KeyValueList {
+                values: vec![string("message", "low stock"), int("remaining", 2)],
+            })),
+        }),
+        ..LogRecord::default()
+    };
+    let response = OtlpLogsClient::new(emulator.channel.clone())
+        .export(log_request(vec![text]))
+        .await
+        .expect("Export succeeds")
+        .into_inner();
+    assert_eq!(response.partial_success, None);
+    let response = post(
+        &emulator,
+        "/v1/logs",
+        "application/x-protobuf",
+        true,
+        log_request(vec![structured]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+
+    let entries = emulator.emulator.store().logs.entries();
+    assert_eq!(entries.len(), 2);
+    let first = entries[0].to_cloud_logging_json();
+    assert_eq!(
+        first["logName"],
+        format!("projects/{PROJECT}/logs/app%2Fpayments")
+    );
+    assert_eq!(first["severity"], "ERROR");
+    assert_eq!(first["textPayload"], "payment failed");
+    assert_eq!(
+        first["trace"],
+        format!("projects/{PROJECT}/traces/{TRACE_HEX}")
+    );
+    assert_eq!(first["spanId"], "0101010101010101");
+    assert_eq!(first["traceSampled"], true);
+    assert_eq!(first["labels"]["order.id"], "42");
+    assert_eq!(first["resource"]["type"], "generic_task");
+    assert_eq!(first["resource"]["labels"]["job"], "shop");
+    assert_eq!(first["otel"]["scope"]["name"], "test-scope");
+    let second = entries[1].to_cloud_logging_json();
+    assert_eq!(second["logName"], format!("projects/{PROJECT}/logs/otel"));
+    assert_eq!(second["severity"], "WARNING");
+    assert_eq!(second["jsonPayload"]["message"], "low stock");
+    assert_eq!(second["jsonPayload"]["remaining"], 2);
+    assert_eq!(entries[1].timestamp_nanos, now as i64);
+
+    let error = OtlpLogsClient::new(emulator.channel.clone())
+        .export(ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: Some(resource(None)),
+                ..ResourceLogs::default()
+            }],
+        })
+        .await
+        .expect_err("no project");
+    assert_eq!(error.code(), Code::InvalidArgument);
     emulator.emulator.shutdown().await;
 }
