@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use cloudrun_observability::telemetry::export::google_auth::{
     AuthError, GoogleCredentials, HeaderSource,
@@ -172,5 +173,77 @@ async fn each_otlp_export_carries_the_current_token_the_quota_project_and_gcp_pr
     export_one_span(&provider).await;
     assert_eq!(stand_in.0.lock().unwrap().len(), 2);
     assert_eq!(health.counts().failed, 1);
+    let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+}
+
+/// Not a check: what the OTLP path costs per span, measured in release
+/// (`cargo test --release --test service -- --ignored otlp_cost --nocapture`):
+/// on the thread that ends the span (the request's), and on the export
+/// thread (conversion, encoding, the call to a loopback `TraceService`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run on demand in release"]
+async fn otlp_cost_per_span() {
+    const BATCH: usize = 2_000;
+    const BATCHES: usize = 20;
+    let stand_in = StandIn::default();
+    let addr = serve_grpc(tonic::service::Routes::new(TraceServiceServer::new(
+        stand_in.clone(),
+    )))
+    .await;
+    let target = OtlpTarget {
+        endpoint: format!("http://{addr}"),
+        credentials: None,
+    };
+    let health = Arc::new(ExportHealth::new("traces"));
+    let resource = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", "frontend"),
+            KeyValue::new("gcp.project_id", "shop-prod"),
+        ])
+        .build();
+    let provider = tracer_provider(
+        resource,
+        TraceExport::Otlp(target),
+        1.0,
+        BATCH,
+        Arc::clone(&health),
+    )
+    .unwrap();
+    let tracer = provider.tracer("otlp-cost");
+    let (mut ending, mut exporting) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..BATCHES {
+        let started = Instant::now();
+        for _ in 0..BATCH {
+            let mut span = tracer
+                .span_builder("GET /api/books/{id}")
+                .with_kind(opentelemetry::trace::SpanKind::Server)
+                .with_attributes([
+                    KeyValue::new("http.request.method", "GET"),
+                    KeyValue::new("http.route", "/api/books/{id}"),
+                    KeyValue::new("url.path", "/api/books/3"),
+                    KeyValue::new("http.response.status_code", 200),
+                    KeyValue::new("server.address", "127.0.0.1"),
+                    KeyValue::new("user_agent.original", "curl/8.5.0"),
+                    KeyValue::new("client.address", "127.0.0.1"),
+                ])
+                .start(&tracer);
+            opentelemetry::trace::Span::end(&mut span);
+        }
+        ending += started.elapsed();
+        let flushing = Instant::now();
+        let flushed = provider.clone();
+        tokio::task::spawn_blocking(move || flushed.force_flush())
+            .await
+            .unwrap()
+            .unwrap();
+        exporting += flushing.elapsed();
+    }
+    let spans = (BATCH * BATCHES) as u32;
+    assert_eq!(health.counts().exported, u64::from(spans));
+    eprintln!(
+        "OTLP, {spans} spans of 7 attributes: {:?} per span to start and end (the request's thread), {:?} per span to export (batches of {BATCH}, loopback gRPC)",
+        ending / spans,
+        exporting / spans
+    );
     let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
 }
