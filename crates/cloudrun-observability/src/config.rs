@@ -64,6 +64,37 @@ pub struct Config {
     /// `EMULATOR_TIME_SCALE`: how much faster the embedded emulator runs
     /// monitoring time (default 1, real time).
     pub emulator_time_scale: cloud_ops_emulator::time::scale::TimeScale,
+    /// `OTEL_TRACES_EXPORTER`: `otlp` (the default) or `gcp_trace`.
+    pub traces_exporter: TracesExporter,
+    /// `OTEL_METRICS_EXPORTER`: `gcp_monitoring` (the default) or `otlp`.
+    pub metrics_exporter: MetricsExporter,
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`:
+    /// where OTLP spans go instead of the backend's own endpoint.
+    pub otlp_traces_endpoint: Option<String>,
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otlp_metrics_endpoint: Option<String>,
+}
+
+/// Which exporter sends the spans (`OTEL_TRACES_EXPORTER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TracesExporter {
+    /// OTLP over gRPC: Google's Telemetry API (`telemetry.googleapis.com`),
+    /// an emulator, or any OTLP endpoint.
+    Otlp,
+    /// The Cloud Trace v2 API (`BatchWriteSpans`), the exporter before OTLP.
+    GcpTrace,
+}
+
+/// Which exporter sends the metric points (`OTEL_METRICS_EXPORTER`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricsExporter {
+    /// The Cloud Monitoring v3 API (`CreateTimeSeries`), as
+    /// `workload.googleapis.com/*` on `generic_task`: what the alert policies
+    /// and dashboards in `terraform/` read.
+    GcpMonitoring,
+    /// OTLP over gRPC: Google stores the points as Managed Service for
+    /// Prometheus series, `prometheus.googleapis.com/*` on `prometheus_target`.
+    Otlp,
 }
 
 /// The shortest export interval: Cloud Monitoring accepts one point per
@@ -261,6 +292,30 @@ impl Config {
                 var("OTEL_METRIC_EXPORT_INTERVAL"),
                 export_limits,
             )?,
+            traces_exporter: match var("OTEL_TRACES_EXPORTER").as_deref().map(str::trim) {
+                None | Some("otlp") => TracesExporter::Otlp,
+                Some("gcp_trace") => TracesExporter::GcpTrace,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "OTEL_TRACES_EXPORTER",
+                        value: other.to_owned(),
+                        reason: "expected otlp or gcp_trace",
+                    })
+                }
+            },
+            metrics_exporter: match var("OTEL_METRICS_EXPORTER").as_deref().map(str::trim) {
+                None | Some("gcp_monitoring") => MetricsExporter::GcpMonitoring,
+                Some("otlp") => MetricsExporter::Otlp,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "OTEL_METRICS_EXPORTER",
+                        value: other.to_owned(),
+                        reason: "expected gcp_monitoring or otlp",
+                    })
+                }
+            },
+            otlp_traces_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")?,
+            otlp_metrics_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")?,
         })
     }
 
@@ -307,6 +362,37 @@ impl Config {
     pub fn trace_project(&self) -> &str {
         self.project_id.as_deref().unwrap_or("local")
     }
+}
+
+/// The OTLP endpoint of one signal: its own variable, else the general
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`; an `http://` or `https://` URL, used as it
+/// is (gRPC appends no path). Checks the protocol variables on the way: only
+/// `grpc` is served.
+fn otlp_endpoint(
+    var: &impl Fn(&str) -> Option<String>,
+    signal_variable: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    let protocol_variable = match signal_variable {
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        _ => "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+    };
+    for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", protocol_variable] {
+        if let Some(protocol) = var(name) {
+            if protocol.trim() != "grpc" {
+                return Err(ConfigError::Invalid {
+                    name,
+                    value: protocol,
+                    reason: "only grpc is supported (Google recommends OTLP/gRPC for export from an SDK: its per-call credentials carry a fresh OAuth token)",
+                });
+            }
+        }
+    }
+    let (name, value) = match (var(signal_variable), var("OTEL_EXPORTER_OTLP_ENDPOINT")) {
+        (Some(value), _) => (signal_variable, value),
+        (None, Some(value)) => ("OTEL_EXPORTER_OTLP_ENDPOINT", value),
+        (None, None) => return Ok(None),
+    };
+    validate_url(name, value.trim().to_owned()).map(Some)
 }
 
 /// A number from 0.0 to 1.0, or `default` when unset.
@@ -532,6 +618,65 @@ mod tests {
             .interval,
             Duration::from_millis(500)
         );
+    }
+
+    #[test]
+    fn otlp_is_the_default_trace_exporter_and_cloud_monitoring_the_default_metric_one() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.traces_exporter, TracesExporter::Otlp);
+        assert_eq!(defaults.metrics_exporter, MetricsExporter::GcpMonitoring);
+        assert_eq!(defaults.otlp_traces_endpoint, None);
+        let chosen = config(&[
+            ("OTEL_TRACES_EXPORTER", "gcp_trace"),
+            ("OTEL_METRICS_EXPORTER", "otlp"),
+        ])
+        .unwrap();
+        assert_eq!(chosen.traces_exporter, TracesExporter::GcpTrace);
+        assert_eq!(chosen.metrics_exporter, MetricsExporter::Otlp);
+        let error = config(&[("OTEL_TRACES_EXPORTER", "zipkin")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "OTEL_TRACES_EXPORTER=\"zipkin\" is not valid: expected otlp or gcp_trace"
+        );
+        assert!(config(&[("OTEL_METRICS_EXPORTER", "prometheus")]).is_err());
+    }
+
+    #[test]
+    fn the_signal_endpoint_wins_over_the_general_one() {
+        let both = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://telemetry.googleapis.com",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            both.otlp_traces_endpoint.as_deref(),
+            Some("https://telemetry.googleapis.com")
+        );
+        assert_eq!(
+            both.otlp_metrics_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        assert!(config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]).is_err());
+    }
+
+    #[test]
+    fn only_the_grpc_protocol_is_accepted() {
+        assert!(config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).is_ok());
+        for name in [
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        ] {
+            let error = config(&[(name, "http/protobuf")]).unwrap_err();
+            let message = error.to_string();
+            assert!(
+                message.starts_with(&format!("{name}=\"http/protobuf\" is not valid: only grpc")),
+                "{message}"
+            );
+        }
     }
 
     #[test]

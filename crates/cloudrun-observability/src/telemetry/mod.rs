@@ -28,10 +28,11 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use thiserror::Error;
 
 use self::export::health::{ExportCounts, ExportHealth};
+use self::export::otlp::OtlpTarget;
 pub use self::export::Endpoint;
 use self::metrics::MetricsPipeline;
 use self::resource::InstanceIdentity;
-use crate::config::Config;
+use crate::config::{Config, MetricsExporter, TracesExporter};
 
 /// Telemetry could not be set up.
 #[derive(Debug, Error)]
@@ -40,6 +41,8 @@ pub enum TelemetryError {
     Filter(#[from] tracing_subscriber::filter::ParseError),
     #[error("a global tracing subscriber is already installed")]
     AlreadyInstalled(#[from] tracing_subscriber::util::TryInitError),
+    #[error("the OTLP exporter cannot be set up: {0}")]
+    Otlp(#[from] opentelemetry_otlp::ExporterBuildError),
 }
 
 /// Flushes and shuts telemetry down when the service stops.
@@ -157,14 +160,24 @@ pub async fn init(
         });
     }
     let identity = InstanceIdentity::detect(config).await;
+    let trace_export = match config.traces_exporter {
+        TracesExporter::Otlp => traces::TraceExport::Otlp(OtlpTarget::resolve(
+            config.otlp_traces_endpoint.as_deref(),
+            &endpoint,
+        )),
+        TracesExporter::GcpTrace => traces::TraceExport::CloudTrace {
+            project_id: identity.project_id.clone(),
+            endpoint: endpoint.clone(),
+        },
+    };
+    let traces_to = trace_export.to_string();
     let provider = traces::tracer_provider(
         identity.to_resource(),
-        identity.project_id.clone(),
-        endpoint.clone(),
+        trace_export,
         config.trace_sampling_ratio,
         config.span_queue_size,
         Arc::clone(&trace_health),
-    );
+    )?;
     logs::install(
         config,
         Some(provider.tracer(env!("CARGO_PKG_NAME"))),
@@ -179,12 +192,24 @@ pub async fn init(
             "OTEL_METRIC_EXPORT_INTERVAL is below the minimum (5 s towards Google and the embedded emulator at real time, divided by EMULATOR_TIME_SCALE; 100 ms towards another emulator); exporting every interval_ms"
         );
     }
+    let metric_export = match config.metrics_exporter {
+        MetricsExporter::GcpMonitoring => metrics::MetricExport::CloudMonitoring(endpoint),
+        MetricsExporter::Otlp => metrics::MetricExport::Otlp(OtlpTarget::resolve(
+            config.otlp_metrics_endpoint.as_deref(),
+            &endpoint,
+        )),
+    };
+    tracing::info!(
+        traces = %traces_to,
+        metrics = %metric_export,
+        "telemetry: traces to {traces_to}, metrics to {metric_export}"
+    );
     let metrics = metrics::install(
         &identity,
-        endpoint,
+        metric_export,
         interval.interval,
         Arc::clone(&metric_health),
-    );
+    )?;
     Ok(TelemetryGuard {
         tracer_provider: Some(provider),
         trace_health,

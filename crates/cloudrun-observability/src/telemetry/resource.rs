@@ -57,6 +57,9 @@ impl InstanceIdentity {
             KeyValue::new("service.name", self.service_name.clone()),
             KeyValue::new("service.version", self.service_version.clone()),
             KeyValue::new("service.instance.id", self.instance_id.clone()),
+            // Where Google's Telemetry (OTLP) API stores the data: without
+            // it, every export is INVALID_ARGUMENT.
+            KeyValue::new("gcp.project_id", self.project_id.clone()),
         ];
         if self.on_cloud_run {
             attributes.extend([

@@ -5,6 +5,9 @@
 //!
 //! It is the peer the service's exporters talk to, not a mock of their
 //! code: what reaches the store went through the emulator's validation.
+//! The switch sits in front of every gRPC call on the port, so it faults
+//! OTLP `TraceService/Export` and `MetricsService/Export` exactly as it
+//! faults `BatchWriteSpans` and `CreateTimeSeries`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;

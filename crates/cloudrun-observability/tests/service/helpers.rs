@@ -286,3 +286,12 @@ pub fn trace_id_of(entry: &Value) -> Option<&str> {
         .rsplit('/')
         .next()
 }
+
+/// Serves gRPC `routes` (stand-ins for an OTLP endpoint) on a random
+/// loopback port, over axum as the emulator serves its own.
+pub async fn serve_grpc(routes: tonic::service::Routes) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, routes.into_axum_router()).await });
+    addr
+}

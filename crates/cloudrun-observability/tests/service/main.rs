@@ -17,6 +17,8 @@ mod loadgen;
 mod log_metrics;
 mod logging;
 mod metrics;
+mod otlp_credentials;
+mod otlp_metrics;
 mod security;
 mod shutdown_under_load;
 mod slo;

@@ -2,7 +2,8 @@
 //! concurrent clients and slow requests in flight, every request already
 //! sent completes with 200, the span of every request served and a final
 //! metric point counting all of them reach the emulator, and the process
-//! exits within Cloud Run's 10 s.
+//! exits within Cloud Run's 10 s. With both trace exporters (OTLP and
+//! Cloud Trace v2).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::emulator_helpers::TestEmulator;
 use crate::helpers::spawn_service;
+use crate::traces::Exporter;
 use cloud_ops_emulator::monitoring::filter;
 use gcloud_sdk::google::monitoring::v3::typed_value;
 
@@ -55,12 +57,18 @@ fn client(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_under_load_completes_in_flight_requests_and_flushes_their_telemetry() {
+crate::with_each_exporter!(
+    sigterm_under_load_completes_in_flight_requests_and_flushes_their_telemetry
+);
+
+async fn sigterm_under_load_completes_in_flight_requests_and_flushes_their_telemetry(
+    exporter: Exporter,
+) {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
     let mut service = spawn_service(&[
         ("CLOUD_OPS_EMULATOR_HOST", &host),
+        ("OTEL_TRACES_EXPORTER", exporter.env()),
         ("OTEL_BSP_SCHEDULE_DELAY", "500"),
         // No periodic export within the test: the final one counts all.
         ("OTEL_METRIC_EXPORT_INTERVAL", "60000"),

@@ -7,7 +7,8 @@
 //! lines, and once the peer is healthy again on the same address, new spans
 //! and metric points reach it without restarting the service. At SIGTERM
 //! every span is accounted for: exported (and stored by the peer), failed
-//! or dropped.
+//! or dropped. Each outage is met by both trace exporters (OTLP and Cloud
+//! Trace v2, see `traces::Exporter`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::fault_peer::{Fault, FaultPeer};
 use crate::helpers::{spawn_service, ServiceProcess};
+use crate::traces::Exporter;
 use cloud_ops_emulator::monitoring::filter;
 use gcloud_sdk::google::monitoring::v3::typed_value;
 use serde_json::Value;
@@ -47,9 +49,10 @@ enum Outage {
     Stopped,
 }
 
-fn service_env(host: &str) -> Vec<(&str, &str)> {
+fn service_env(host: &str, exporter: Exporter) -> Vec<(&str, &str)> {
     vec![
         ("CLOUD_OPS_EMULATOR_HOST", host),
+        ("OTEL_TRACES_EXPORTER", exporter.env()),
         ("OTEL_BSP_SCHEDULE_DELAY", "200"),
         ("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE),
         ("OTEL_METRIC_EXPORT_INTERVAL", "5000"),
@@ -173,11 +176,12 @@ fn as_u64(entry: &Value, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in {entry}"))
 }
 
-async fn outage_is_survived(outage: Outage) {
+async fn outage_is_survived(outage: Outage, exporter: Exporter) {
     let started = Instant::now();
     let mut peer = FaultPeer::start().await;
     let host = peer.host();
-    let mut service = spawn_service(&service_env(&host));
+    let mut service = spawn_service(&service_env(&host, exporter));
+    eprintln!("{outage:?} with {exporter:?}");
     let mut requests: u64 = 0;
 
     // Healthy: the baseline, and proof that spans and points flow.
@@ -357,22 +361,25 @@ async fn outage_is_survived(outage: Outage) {
     eprintln!("{outage:?}: {:?}", started.elapsed());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_slow_by_5_s_costs_dropped_spans_not_requests() {
-    outage_is_survived(Outage::Slow).await;
+async fn a_peer_slow_by_5_s_costs_dropped_spans_not_requests(exporter: Exporter) {
+    outage_is_survived(Outage::Slow, exporter).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_answering_unavailable_costs_spans_and_points_not_requests() {
-    outage_is_survived(Outage::Unavailable).await;
+async fn a_peer_answering_unavailable_costs_spans_and_points_not_requests(exporter: Exporter) {
+    outage_is_survived(Outage::Unavailable, exporter).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_answering_invalid_argument_costs_spans_and_points_not_requests() {
-    outage_is_survived(Outage::InvalidArgument).await;
+async fn a_peer_answering_invalid_argument_costs_spans_and_points_not_requests(exporter: Exporter) {
+    outage_is_survived(Outage::InvalidArgument, exporter).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopped_peer_costs_spans_and_points_not_requests() {
-    outage_is_survived(Outage::Stopped).await;
+async fn a_stopped_peer_costs_spans_and_points_not_requests(exporter: Exporter) {
+    outage_is_survived(Outage::Stopped, exporter).await;
 }
+
+crate::with_each_exporter!(
+    a_peer_slow_by_5_s_costs_dropped_spans_not_requests,
+    a_peer_answering_unavailable_costs_spans_and_points_not_requests,
+    a_peer_answering_invalid_argument_costs_spans_and_points_not_requests,
+    a_stopped_peer_costs_spans_and_points_not_requests,
+);

@@ -1,6 +1,10 @@
 //! Distributed tracing, end to end: two service processes (frontend, and
 //! backend as its DOWNSTREAM_URL) export their spans to the emulator over
 //! real gRPC, and the emulator's Cloud Trace v1 read API shows one trace.
+//!
+//! Every test runs with both trace exporters (`OTEL_TRACES_EXPORTER`): OTLP
+//! (`TraceService/Export`, the default) and Cloud Trace v2
+//! (`BatchWriteSpans`, `gcp_trace`); see [`Exporter`].
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,9 +17,77 @@ use gcloud_sdk::google::devtools::cloudtrace::v1::{GetTraceRequest, TraceSpan};
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
-fn exporting_to<'a>(emulator: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+/// The trace exporter under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exporter {
+    Otlp,
+    GcpTrace,
+}
+
+impl Exporter {
+    /// The value of `OTEL_TRACES_EXPORTER`.
+    pub fn env(self) -> &'static str {
+        match self {
+            Self::Otlp => "otlp",
+            Self::GcpTrace => "gcp_trace",
+        }
+    }
+
+    /// The label under which the read API shows OpenTelemetry attribute
+    /// `key`: OTLP keeps the semantic conventions' keys, the Cloud Trace
+    /// exporter renames HTTP ones to the labels the Trace UI knows.
+    pub fn label(self, key: &'static str) -> &'static str {
+        match (self, key) {
+            (Self::Otlp, key) => key,
+            (Self::GcpTrace, "http.request.method") => "/http/method",
+            (Self::GcpTrace, "http.route") => "/http/route",
+            (Self::GcpTrace, "url.path") => "/http/path",
+            (Self::GcpTrace, "http.response.status_code") => "/http/status_code",
+            (Self::GcpTrace, "user_agent.original") => "/http/user_agent",
+            (Self::GcpTrace, "url.full") => "/http/url",
+            (Self::GcpTrace, key) => key,
+        }
+    }
+}
+
+/// Runs an `async fn(Exporter)` test once per exporter, as
+/// `<test>::otlp` and `<test>::gcp_trace`.
+#[macro_export]
+macro_rules! with_each_exporter {
+    ($($test:ident),+ $(,)?) => {$(
+        mod $test {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn otlp() {
+                super::$test($crate::traces::Exporter::Otlp).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn gcp_trace() {
+                super::$test($crate::traces::Exporter::GcpTrace).await;
+            }
+        }
+    )+};
+}
+
+with_each_exporter!(
+    an_order_across_two_processes_is_one_trace,
+    failures_mark_the_span_with_an_error_and_an_exception,
+    an_x_cloud_trace_context_continues_its_trace,
+    an_unsampled_caller_exports_nothing_but_logs_stay_correlated,
+    with_the_emulator_down_requests_still_succeed_and_drops_are_reported_once,
+    an_emulator_that_rejects_the_spans_does_not_affect_requests,
+    sigterm_flushes_every_finished_span,
+    a_full_span_queue_drops_and_counts_instead_of_growing,
+);
+
+fn exporting_to<'a>(
+    emulator: &'a str,
+    exporter: Exporter,
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut env = vec![
         ("CLOUD_OPS_EMULATOR_HOST", emulator),
+        ("OTEL_TRACES_EXPORTER", exporter.env()),
         // Export quickly; the shutdown flush is tested as well.
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
     ];
@@ -63,14 +135,18 @@ fn hex(id: u64) -> String {
     format!("{id:016x}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_across_two_processes_is_one_trace() {
+async fn an_order_across_two_processes_is_one_trace(exporter: Exporter) {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
-    let mut backend = spawn_service(&exporting_to(&host, &[("OTEL_SERVICE_NAME", "backend")]));
+    let mut backend = spawn_service(&exporting_to(
+        &host,
+        exporter,
+        &[("OTEL_SERVICE_NAME", "backend")],
+    ));
     let backend_url = backend.url("");
     let mut frontend = spawn_service(&exporting_to(
         &host,
+        exporter,
         &[
             ("OTEL_SERVICE_NAME", "frontend"),
             ("DOWNSTREAM_URL", &backend_url),
@@ -122,17 +198,24 @@ async fn an_order_across_two_processes_is_one_trace() {
     assert_eq!(charge_server.parent_span_id, charge.span_id);
 
     // HTTP semantic conventions, as Cloud Trace's well-known labels.
-    let labels = &server.labels;
-    assert_eq!(labels["/http/method"], "POST");
-    assert_eq!(labels["/http/route"], "/api/orders");
-    assert_eq!(labels["/http/path"], "/api/orders");
-    assert_eq!(labels["/http/status_code"], "201");
-    assert_eq!(labels["/http/user_agent"], "trace-test/1.0");
-    assert!(labels["g.co/agent"].starts_with("opentelemetry-rust"));
-    assert_eq!(labels["service.name"], "frontend");
-    assert_eq!(charge_server.labels["service.name"], "backend");
-    assert_eq!(charge.labels["/http/status_code"], "200");
-    assert!(charge.labels["/http/url"].ends_with("/internal/payments/charge"));
+    let label = |span: &TraceSpan, key: &'static str| {
+        span.labels
+            .get(exporter.label(key))
+            .unwrap_or_else(|| panic!("no {key} label in {:#?}", span.labels))
+            .clone()
+    };
+    assert_eq!(label(server, "http.request.method"), "POST");
+    assert_eq!(label(server, "http.route"), "/api/orders");
+    assert_eq!(label(server, "url.path"), "/api/orders");
+    assert_eq!(label(server, "http.response.status_code"), "201");
+    assert_eq!(label(server, "user_agent.original"), "trace-test/1.0");
+    assert_eq!(label(server, "service.name"), "frontend");
+    assert_eq!(label(charge_server, "service.name"), "backend");
+    assert_eq!(label(charge, "http.response.status_code"), "200");
+    assert!(label(charge, "url.full").ends_with("/internal/payments/charge"));
+    if exporter == Exporter::GcpTrace {
+        assert!(label(server, "g.co/agent").starts_with("opentelemetry-rust"));
+    }
 
     // Each process's log lines name the trace and its own server span.
     let frontend_line = &frontend.request_lines("/api/orders", 1).await[0];
@@ -149,11 +232,10 @@ async fn an_order_across_two_processes_is_one_trace() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_mark_the_span_with_an_error_and_an_exception() {
+async fn failures_mark_the_span_with_an_error_and_an_exception(exporter: Exporter) {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
-    let mut service = spawn_service(&exporting_to(&host, &[]));
+    let mut service = spawn_service(&exporting_to(&host, exporter, &[]));
     for path in ["/api/faults/error", "/api/faults/panic"] {
         service
             .http
@@ -166,9 +248,10 @@ async fn failures_mark_the_span_with_an_error_and_an_exception() {
     stop(&mut service).await;
     let spans = spans_of(&emulator, TRACE_ID).await;
     let error = by_name(&spans, "GET /api/faults/error", SpanKind::RpcServer);
-    assert_eq!(error.labels["/http/status_code"], "500");
+    let status_code = exporter.label("http.response.status_code");
+    assert_eq!(error.labels[status_code], "500");
     let panic = by_name(&spans, "GET /api/faults/panic", SpanKind::RpcServer);
-    assert_eq!(panic.labels["/http/status_code"], "500");
+    assert_eq!(panic.labels[status_code], "500");
     // The error status and the exception event are checked on the stored
     // v2 spans, which keep them.
     let stored = emulator.emulator.store().traces.trace("local", TRACE_ID);
@@ -187,11 +270,10 @@ async fn failures_mark_the_span_with_an_error_and_an_exception() {
     assert_eq!(events.len(), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_x_cloud_trace_context_continues_its_trace() {
+async fn an_x_cloud_trace_context_continues_its_trace(exporter: Exporter) {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
-    let mut service = spawn_service(&exporting_to(&host, &[]));
+    let mut service = spawn_service(&exporting_to(&host, exporter, &[]));
     service
         .http
         .get(service.url("/api/books/1"))
@@ -206,14 +288,20 @@ async fn an_x_cloud_trace_context_continues_its_trace() {
     let spans = spans_of(&emulator, "105445aa7843bc8bf206b12000100000").await;
     let server = by_name(&spans, "GET /api/books/{id}", SpanKind::RpcServer);
     assert_eq!(server.parent_span_id, 1);
-    assert_eq!(server.labels["/http/route"], "/api/books/{id}");
+    assert_eq!(
+        server.labels[exporter.label("http.route")],
+        "/api/books/{id}"
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unsampled_caller_exports_nothing_but_logs_stay_correlated() {
+async fn an_unsampled_caller_exports_nothing_but_logs_stay_correlated(exporter: Exporter) {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
-    let mut service = spawn_service(&exporting_to(&host, &[("OTEL_TRACES_SAMPLER_ARG", "0")]));
+    let mut service = spawn_service(&exporting_to(
+        &host,
+        exporter,
+        &[("OTEL_TRACES_SAMPLER_ARG", "0")],
+    ));
     service
         .http
         .get(service.url("/api/books/1"))
@@ -245,13 +333,14 @@ async fn an_unsampled_caller_exports_nothing_but_logs_stay_correlated() {
     assert_eq!(line["logging.googleapis.com/trace_sampled"], false);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_the_emulator_down_requests_still_succeed_and_drops_are_reported_once() {
+async fn with_the_emulator_down_requests_still_succeed_and_drops_are_reported_once(
+    exporter: Exporter,
+) {
     // A port nothing listens on.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let host = closed.local_addr().unwrap().to_string();
     drop(closed);
-    let mut service = spawn_service(&exporting_to(&host, &[]));
+    let mut service = spawn_service(&exporting_to(&host, exporter, &[]));
     for n in 0..30 {
         let response = service.get(&format!("/api/books/1?n={n}")).await;
         assert_eq!(response.status(), 200);
@@ -281,13 +370,13 @@ async fn with_the_emulator_down_requests_still_succeed_and_drops_are_reported_on
     assert_eq!(flushed["failed"], 30);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_emulator_that_rejects_the_spans_does_not_affect_requests() {
+async fn an_emulator_that_rejects_the_spans_does_not_affect_requests(exporter: Exporter) {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
     // Not a valid project id: every BatchWriteSpans is INVALID_ARGUMENT.
     let mut service = spawn_service(&exporting_to(
         &host,
+        exporter,
         &[("GOOGLE_CLOUD_PROJECT", "bad project")],
     ));
     for _ in 0..5 {
@@ -315,13 +404,13 @@ async fn an_emulator_that_rejects_the_spans_does_not_affect_requests() {
     assert!(status["traces"]["requests_rejected"].as_u64().unwrap() >= 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_flushes_every_finished_span() {
+async fn sigterm_flushes_every_finished_span(exporter: Exporter) {
     let emulator = TestEmulator::start().await;
     let host = emulator.emulator.local_addr().to_string();
     // No periodic export within the test: only the shutdown flush sends.
     let mut service = spawn_service(&[
         ("CLOUD_OPS_EMULATOR_HOST", &host),
+        ("OTEL_TRACES_EXPORTER", exporter.env()),
         ("OTEL_BSP_SCHEDULE_DELAY", "600000"),
     ]);
     for n in 0..20 {
@@ -339,8 +428,7 @@ async fn sigterm_flushes_every_finished_span() {
     assert_eq!(books, 20);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_span_queue_drops_and_counts_instead_of_growing() {
+async fn a_full_span_queue_drops_and_counts_instead_of_growing(exporter: Exporter) {
     // An endpoint that accepts connections and never answers: the first
     // export hangs, so the queue (5 spans) stays full.
     let blackhole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -353,6 +441,7 @@ async fn a_full_span_queue_drops_and_counts_instead_of_growing() {
     });
     let mut service = spawn_service(&[
         ("CLOUD_OPS_EMULATOR_HOST", &host),
+        ("OTEL_TRACES_EXPORTER", exporter.env()),
         ("OTEL_BSP_MAX_QUEUE_SIZE", "5"),
     ]);
     for _ in 0..12 {

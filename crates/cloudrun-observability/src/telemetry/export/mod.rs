@@ -1,8 +1,11 @@
 //! What every exporter shares: where telemetry goes, the one way a gRPC
-//! client to Google (or an emulator) is set up, and the export health
-//! counters ([`health`]).
+//! client to Google (or an emulator) is set up, the OTLP exporters' target
+//! ([`otlp`]) and Google credentials ([`google_auth`]), and the export
+//! health counters ([`health`]).
 
+pub mod google_auth;
 pub mod health;
+pub mod otlp;
 
 use std::time::Duration;
 
@@ -17,6 +20,15 @@ pub enum Endpoint {
     Google,
     /// An emulator's `host:port`, in plaintext, without credentials.
     Emulator(String),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Google => f.write_str("Google (Application Default Credentials)"),
+            Self::Emulator(host) => write!(f, "emulator {host} (plaintext, no credentials)"),
+        }
+    }
 }
 
 /// A client could not be set up (a malformed emulator address, or no

@@ -16,6 +16,7 @@
 
 pub mod cloud_monitoring;
 pub mod cloud_monitoring_mapping;
+pub mod otlp;
 
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
@@ -26,13 +27,33 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use crate::telemetry::export::health::ExportHealth;
+use crate::telemetry::export::otlp::OtlpTarget;
 use crate::telemetry::export::Endpoint;
 use crate::telemetry::logs::error_reporting::ErrorType;
 use crate::telemetry::metrics::cloud_monitoring::{
     sampling_period_for, CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle,
 };
 use crate::telemetry::metrics::cloud_monitoring_mapping::{generic_task, Deviations, MetricSpec};
+use crate::telemetry::metrics::otlp::OtlpMetricExporter;
 use crate::telemetry::resource::InstanceIdentity;
+
+/// Where metric points go, and through which exporter.
+#[derive(Clone, Debug)]
+pub enum MetricExport {
+    /// Cloud Monitoring v3 `CreateTimeSeries` (`OTEL_METRICS_EXPORTER=gcp_monitoring`).
+    CloudMonitoring(Endpoint),
+    /// OTLP/gRPC (`OTEL_METRICS_EXPORTER=otlp`).
+    Otlp(OtlpTarget),
+}
+
+impl std::fmt::Display for MetricExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::CloudMonitoring(endpoint) => write!(f, "Cloud Monitoring v3, {endpoint}"),
+            Self::Otlp(target) => target.fmt(f),
+        }
+    }
+}
 
 /// Where the `app.sessions.active` gauge reads its value: the application's
 /// session tracker. A trait of telemetry's own, so that telemetry does not
@@ -203,40 +224,58 @@ fn normalise_method(method: &str) -> &'static str {
 #[derive(Debug)]
 pub struct MetricsPipeline {
     provider: SdkMeterProvider,
-    exporter: MetricsExporterHandle,
+    /// The Cloud Monitoring exporter's, for its final-export wait (none
+    /// with OTLP).
+    exporter: Option<MetricsExporterHandle>,
     sessions: Arc<OnceLock<Arc<dyn ActiveSessions>>>,
     // Held so that the callback stays registered.
     _sessions_gauge: ObservableGauge<u64>,
 }
 
-/// Builds the meter provider exporting to `endpoint` every `interval`, and
-/// makes its instruments the ones recorded into. Must run inside the tokio
-/// runtime; waits for nothing.
+/// Builds the meter provider exporting through `export` every `interval`,
+/// and makes its instruments the ones recorded into. Must run inside the
+/// tokio runtime; waits for nothing. Fails only on an exporter
+/// configuration the OTLP crate rejects.
 pub fn install(
     identity: &InstanceIdentity,
-    endpoint: Endpoint,
+    export: MetricExport,
     interval: Duration,
     health: Arc<ExportHealth>,
-) -> MetricsPipeline {
+) -> Result<MetricsPipeline, opentelemetry_otlp::ExporterBuildError> {
     let deviations = Arc::new(Deviations::new(MAX_DEVIATION_SERIES));
-    let sampling_period = sampling_period_for(&endpoint, interval);
-    let exporter = CloudMonitoringExporter::new(ExporterSettings {
-        project_id: identity.project_id.clone(),
-        endpoint,
-        resource: generic_task(identity),
-        specs: &SPECS,
-        deviations: Arc::clone(&deviations),
-        health,
-        sampling_period,
-    });
-    let handle = exporter.handle();
-    let reader = PeriodicReader::builder(exporter)
-        .with_interval(interval.max(sampling_period + READER_SLACK.min(sampling_period)))
-        .build();
-    let provider = SdkMeterProvider::builder()
-        .with_resource(identity.to_resource())
-        .with_reader(reader)
-        .build();
+    let (provider, handle) = match export {
+        MetricExport::CloudMonitoring(endpoint) => {
+            let sampling_period = sampling_period_for(&endpoint, interval);
+            let exporter = CloudMonitoringExporter::new(ExporterSettings {
+                project_id: identity.project_id.clone(),
+                endpoint,
+                resource: generic_task(identity),
+                specs: &SPECS,
+                deviations: Arc::clone(&deviations),
+                health,
+                sampling_period,
+            });
+            let handle = exporter.handle();
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(interval.max(sampling_period + READER_SLACK.min(sampling_period)))
+                .build();
+            let provider = SdkMeterProvider::builder()
+                .with_resource(identity.to_resource())
+                .with_reader(reader)
+                .build();
+            (provider, Some(handle))
+        }
+        MetricExport::Otlp(target) => {
+            let reader = PeriodicReader::builder(OtlpMetricExporter::new(target, health)?)
+                .with_interval(interval)
+                .build();
+            let provider = SdkMeterProvider::builder()
+                .with_resource(otlp::resource(identity))
+                .with_reader(reader)
+                .build();
+            (provider, None)
+        }
+    };
     let meter = provider.meter(env!("CARGO_PKG_NAME"));
 
     let sessions: Arc<OnceLock<Arc<dyn ActiveSessions>>> = Arc::new(OnceLock::new());
@@ -271,12 +310,12 @@ pub fn install(
             .build(),
         deviations,
     })));
-    MetricsPipeline {
+    Ok(MetricsPipeline {
         provider,
         exporter: handle,
         sessions,
         _sessions_gauge: sessions_gauge,
-    }
+    })
 }
 
 impl MetricsPipeline {
@@ -297,7 +336,10 @@ impl MetricsPipeline {
     /// during the wait already carries the final values.)
     pub async fn shutdown(self, deadline: Instant) {
         set_current(None);
-        let wait = self.exporter.wait_before_final_export();
+        let wait = self.exporter.as_ref().map_or(
+            Duration::ZERO,
+            MetricsExporterHandle::wait_before_final_export,
+        );
         // The export itself needs a moment too.
         let export_allowance = Duration::from_millis(500);
         let waits = Instant::now() + wait + export_allowance <= deadline;

@@ -1,5 +1,6 @@
 //! Distributed tracing: `tracing` spans become OpenTelemetry spans, which
-//! the SDK's batch processor hands to the Cloud Trace exporter.
+//! the SDK's batch processor hands to the exporter `OTEL_TRACES_EXPORTER`
+//! chose: OTLP ([`otlp`], the default) or Cloud Trace v2 ([`cloud_trace`]).
 //!
 //! The processor is the SDK's, with a bounded queue; a thin wrapper in front
 //! of it counts the spans it holds, so that a span that would overflow the
@@ -9,6 +10,7 @@
 pub mod cloud_trace;
 pub mod cloud_trace_mapping;
 pub mod context;
+pub mod otlp;
 pub mod sampler;
 pub mod span_data;
 
@@ -26,36 +28,62 @@ use opentelemetry_sdk::Resource;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::telemetry::export::health::ExportHealth;
+use crate::telemetry::export::otlp::OtlpTarget;
 use crate::telemetry::export::Endpoint as TraceEndpoint;
 use crate::telemetry::traces::cloud_trace::CloudTraceExporter;
 use crate::telemetry::traces::context::{RemoteParent, SpanId, TraceContext, TraceId};
+use crate::telemetry::traces::otlp::OtlpSpanExporter;
 use crate::telemetry::traces::sampler::CloudRunSampler;
 
-/// Builds the tracer provider: sampler, batch processor, exporter.
+/// Where spans go, and through which exporter.
+#[derive(Clone, Debug)]
+pub enum TraceExport {
+    /// OTLP/gRPC (`OTEL_TRACES_EXPORTER=otlp`).
+    Otlp(OtlpTarget),
+    /// Cloud Trace v2 `BatchWriteSpans` (`OTEL_TRACES_EXPORTER=gcp_trace`).
+    CloudTrace {
+        project_id: String,
+        endpoint: TraceEndpoint,
+    },
+}
+
+impl std::fmt::Display for TraceExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Otlp(target) => target.fmt(f),
+            Self::CloudTrace { endpoint, .. } => write!(f, "Cloud Trace v2, {endpoint}"),
+        }
+    }
+}
+
+/// Builds the tracer provider: sampler, batch processor, exporter. Fails
+/// only on an exporter configuration the OTLP crate rejects.
 pub fn tracer_provider(
     resource: Resource,
-    project_id: String,
-    endpoint: TraceEndpoint,
+    export: TraceExport,
     sampling_ratio: f64,
     queue_size: usize,
     health: Arc<ExportHealth>,
-) -> SdkTracerProvider {
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
     let queued = Arc::new(AtomicUsize::new(0));
     let exported = Arc::clone(&queued);
-    let exporter = CloudTraceExporter::new(project_id, endpoint, Arc::clone(&health), move |n| {
+    let on_done = move |n| {
         exported.fetch_sub(n, Ordering::AcqRel);
-    });
-    // OTEL_BSP_* variables still tune the delay and batch size; the queue
-    // bound is the same for the SDK's queue and the counting in front of it,
-    // so the SDK never drops a span uncounted.
-    let batch = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(queue_size)
-                .build(),
-        )
-        .build();
-    SdkTracerProvider::builder()
+    };
+    let batch = match export {
+        TraceExport::Otlp(target) => batch_processor(
+            OtlpSpanExporter::new(target, Arc::clone(&health), on_done)?,
+            queue_size,
+        ),
+        TraceExport::CloudTrace {
+            project_id,
+            endpoint,
+        } => batch_processor(
+            CloudTraceExporter::new(project_id, endpoint, Arc::clone(&health), on_done),
+            queue_size,
+        ),
+    };
+    Ok(SdkTracerProvider::builder()
         .with_resource(resource)
         .with_sampler(CloudRunSampler::new(sampling_ratio))
         .with_span_processor(CountingProcessor {
@@ -64,6 +92,23 @@ pub fn tracer_provider(
             capacity: queue_size,
             health,
         })
+        .build())
+}
+
+/// The SDK's batch processor around `exporter`. OTEL_BSP_* variables still
+/// tune the delay and batch size; the queue bound is the same for the SDK's
+/// queue and the counting in front of it, so the SDK never drops a span
+/// uncounted.
+fn batch_processor(
+    exporter: impl opentelemetry_sdk::trace::SpanExporter + 'static,
+    queue_size: usize,
+) -> BatchSpanProcessor {
+    BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(queue_size)
+                .build(),
+        )
         .build()
 }
 
