@@ -212,6 +212,16 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
+    /// What `time` writes for that instant.
+    fn rfc3339(seconds: u64, nanos: u32) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(seconds) * 1_000_000_000 + i128::from(nanos),
+        )
+        .unwrap()
+        .format(&Rfc3339)
+        .unwrap()
+    }
+
     #[test]
     fn camel_case_of_the_keys_the_service_logs() {
         for (key, camel) in [
@@ -243,12 +253,7 @@ mod tests {
             (1_795_000_000, 462_509_190),
             (1_795_000_000, 500_000_000),
         ] {
-            let expected = OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(seconds) * 1_000_000_000 + i128::from(nanos),
-            )
-            .unwrap()
-            .format(&Rfc3339)
-            .unwrap();
+            let expected = rfc3339(seconds, nanos);
             assert_eq!(text(|out| push_timestamp(out, seconds, nanos)), expected);
         }
     }
@@ -266,12 +271,7 @@ mod tests {
 
         #[test]
         fn any_time_formats_as_time_does(seconds in 0u64..253_402_300_799, nanos in 0u32..1_000_000_000) {
-            let expected = OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(seconds) * 1_000_000_000 + i128::from(nanos),
-            )
-            .unwrap()
-            .format(&Rfc3339)
-            .unwrap();
+            let expected = rfc3339(seconds, nanos);
             prop_assert_eq!(text(|out| push_timestamp(out, seconds, nanos)), expected);
         }
     }
