@@ -75,6 +75,9 @@ pub enum ServiceError {
 /// emulator of its own when no Google project or emulator is configured),
 /// serves, drains in-flight requests, flushes telemetry.
 pub async fn run_service(mut config: Config) -> Result<(), ServiceError> {
+    // Dropped last, on every way out: the log lines still queued reach
+    // stdout before the process exits.
+    let _flush_logs = telemetry::logs::FlushOnDrop;
     resolve_project(&mut config).await?;
     let (endpoint, embedded) = telemetry_endpoint(&config).await?;
     // The embedded emulator's console shows this service's own log lines.
@@ -119,7 +122,17 @@ pub async fn run_service(mut config: Config) -> Result<(), ServiceError> {
     if let Some(emulator) = embedded {
         emulator.shutdown().await;
     }
-    tracing::info!("stopped");
+    match telemetry::logs::stdout::stats() {
+        // The log queue's high-water mark: what SIGKILL could have lost.
+        Some(logs) => tracing::info!(
+            log_lines = logs.lines_written,
+            log_batches = logs.batches_written,
+            log_max_queued_lines = logs.max_queued_lines,
+            log_full_waits = logs.full_waits,
+            "stopped"
+        ),
+        None => tracing::info!("stopped"),
+    }
     Ok(())
 }
 

@@ -346,9 +346,9 @@ impl RequestLine<'_> {
     }
 }
 
-/// Milliseconds with microsecond precision, e.g. `12.345`. A string, since
-/// tracing-stackdriver writes floats through their `Debug` form anyway; log-
-/// based metrics convert the extracted value to a number.
+/// Milliseconds with microsecond precision, e.g. `12.345`. A string, as the
+/// log format has always written it (floats went through their `Debug` form);
+/// log-based metrics convert the extracted value to a number.
 fn format_latency_ms(latency: Duration) -> String {
     format!("{:.3}", latency.as_secs_f64() * 1000.0)
 }

@@ -250,6 +250,13 @@ impl ServiceProcess {
         assert!(status.success());
     }
 
+    /// Kills the process with SIGKILL, which nothing in it can outlast (no
+    /// flush runs), and waits for it to be gone.
+    pub fn sigkill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for the process to exit; returns how long it took.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<Duration> {
         let started = Instant::now();

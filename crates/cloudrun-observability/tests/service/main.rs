@@ -14,6 +14,7 @@ mod cloud_run;
 mod console;
 mod console_browser;
 mod loadgen;
+mod log_delivery;
 mod log_metrics;
 mod logging;
 mod metrics;

@@ -3,24 +3,24 @@
 //! On Cloud Run, whatever a container writes to stdout becomes a log entry;
 //! a line that is a JSON object is parsed, and its special fields (`severity`,
 //! `message`, `httpRequest`, `logging.googleapis.com/trace`, ...) become the
-//! entry's own fields. `tracing-stackdriver` formats those lines; the
-//! [`CorrelatingMakeWriter`] completes them. Locally `LOG_FORMAT=pretty`
+//! entry's own fields. [`format`] writes those lines, [`stdout`] writes them
+//! out in batches from a thread of its own. Locally `LOG_FORMAT=pretty`
 //! prints human-readable lines instead.
 
 pub mod error_reporting;
-pub mod writer;
+pub mod format;
+pub mod json;
+pub mod stdout;
 
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::borrow::Cow;
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 
 use opentelemetry_sdk::trace::SdkTracer;
-use tracing::subscriber::Interest;
-use tracing::{Metadata, Subscriber};
+use tracing::Subscriber;
 use tracing_subscriber::filter::filter_fn;
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, Filter, SubscriberExt};
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -29,9 +29,12 @@ use crate::config::{Config, LogFormat};
 use crate::telemetry::logs::error_reporting::{
     ErrorReport, ErrorType, HttpContext, ReportLocation,
 };
-use crate::telemetry::logs::writer::CorrelatingMakeWriter;
+use crate::telemetry::logs::format::{CloudLoggingLayer, LineOutput};
+use crate::telemetry::logs::stdout::BatchedStdout;
 use crate::telemetry::traces::span_data;
 use crate::telemetry::TelemetryError;
+
+pub use self::stdout::{flush, FlushOnDrop};
 
 /// The filter when `RUST_LOG` is not set: this service at `info`, the
 /// dependencies that narrate every connection at `warn`.
@@ -51,7 +54,7 @@ pub fn install(
     match config.log_format {
         LogFormat::Json => Registry::default()
             .with(filter)
-            .with(json_layer(config, TeeStdout { tee }))
+            .with(json_layer(config, BatchedStdout::install(tee)))
             .with(tracer.map(otel_layer))
             .try_init()?,
         LogFormat::Pretty => Registry::default()
@@ -65,7 +68,8 @@ pub fn install(
 
 /// A second destination for the service's log lines, besides stdout: the
 /// embedded emulator's log store, so its console shows what Cloud Logging
-/// would. It is called on the logging thread, so it must not block.
+/// would. It is called on the log writer's thread, after the line's batch
+/// reached stdout, so it must not block for long.
 pub trait LineSink: Send + Sync {
     /// Takes one complete line (with its trailing newline, if any).
     fn offer_line(&self, line: &[u8]);
@@ -77,90 +81,21 @@ impl LineSink for cloud_ops_emulator::logging::store::LogSink {
     }
 }
 
-/// stdout, and a copy of each line to an optional [`LineSink`].
-struct TeeStdout {
-    tee: Option<Arc<dyn LineSink>>,
-}
-
-impl<'a> MakeWriter<'a> for TeeStdout {
-    type Writer = TeeWriter<'a>;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        TeeWriter {
-            stdout: io::stdout(),
-            tee: self.tee.as_deref(),
-        }
-    }
-}
-
-/// Writes to stdout first, then offers the same bytes to the tee. The
-/// [`CorrelatingMakeWriter`] in front hands over each line in one
-/// `write_all`, so the tee sees whole lines.
-struct TeeWriter<'a> {
-    stdout: io::Stdout,
-    tee: Option<&'a dyn LineSink>,
-}
-
-impl Write for TeeWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.stdout.write_all(buf)?;
-        if let Some(tee) = self.tee {
-            tee.offer_line(buf);
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.stdout.flush()
-    }
-}
-
 /// `RUST_LOG`'s filter, or [`DEFAULT_FILTER`].
 pub fn env_filter(directives: Option<&str>) -> Result<EnvFilter, TelemetryError> {
     Ok(EnvFilter::builder().parse(directives.unwrap_or(DEFAULT_FILTER))?)
 }
 
-/// The Cloud Logging JSON layer, writing to `writer`: stdout in the service,
-/// a buffer in tests.
-pub fn json_layer<S, W>(config: &Config, writer: W) -> impl Layer<S>
-where
-    S: Subscriber + for<'span> LookupSpan<'span>,
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
+/// The Cloud Logging JSON layer, writing each line to `output`: the
+/// batched stdout in the service, a buffer in tests and benchmarks. It sees
+/// events only: a span reaches Cloud Logging as the entry's trace and span
+/// ids, which lead to the span itself in Cloud Trace (issue #10).
+pub fn json_layer<O: LineOutput>(config: &Config, output: O) -> CloudLoggingLayer<O> {
     let service_context = error_reporting::ServiceContext {
         service: config.service_name().to_owned(),
         version: config.service_version().to_owned(),
     };
-    let writer = CorrelatingMakeWriter::new(writer, config.trace_project(), &service_context);
-    tracing_stackdriver::layer()
-        // The writer adds `sourceLocation` itself, so that an error entry
-        // can point at the error rather than at the line that logs it.
-        .with_source_location(false)
-        .with_writer(writer)
-        .with_filter(EventsOnly)
-}
-
-/// What the JSON layer sees: events, not spans. A span reaches Cloud Logging
-/// as the entry's trace and span ids, which the writer adds and which lead to
-/// the span itself in Cloud Trace. Its fields are OpenTelemetry's naming hints
-/// (`otel.name`, `otel.kind`); copied into every line as `span` and `spans`
-/// they made a request line a third longer (ingestion is billed by the byte)
-/// and cost serializing each span's fields on creation and parsing them back
-/// on every line (issue #10).
-struct EventsOnly;
-
-impl<S> Filter<S> for EventsOnly {
-    fn enabled(&self, metadata: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        metadata.is_event()
-    }
-
-    fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
-        if metadata.is_event() {
-            Interest::always()
-        } else {
-            Interest::never()
-        }
-    }
+    CloudLoggingLayer::new(output, config.trace_project(), &service_context)
 }
 
 /// Crates whose spans must never become traces: the exporters' own HTTP/2
@@ -201,6 +136,9 @@ pub fn install_panic_hook() {
             http
         });
         error_reporting::emit(&report, http.as_ref());
+        // The process may end right after (a panic outside a request, or
+        // with `panic = "abort"`): the entry must be on stdout by then.
+        flush(stdout::FLUSH_TIMEOUT);
     }));
 }
 
