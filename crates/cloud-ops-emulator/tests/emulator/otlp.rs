@@ -331,6 +331,15 @@ async fn post(
     request.send().await.expect("the emulator answers")
 }
 
+async fn post_json(
+    emulator: &TestEmulator,
+    path: &str,
+    body: &impl serde::Serialize,
+) -> reqwest::Response {
+    let body = serde_json::to_vec(body).expect("serializes");
+    post(emulator, path, "application/json", false, body).await
+}
+
 #[tokio::test]
 async fn otlp_http_takes_protobuf_and_json_gzipped_or_not() {
     let emulator = TestEmulator::start().await;
@@ -417,14 +426,7 @@ async fn otlp_http_json_uses_otlp_json_encoding_hex_ids_and_string_integers() {
 async fn otlp_http_errors_are_statuses_with_the_right_http_code() {
     let emulator = TestEmulator::start().await;
     let missing_project = trace_request(None, vec![span(1, None, "x")]);
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "application/json",
-        false,
-        serde_json::to_vec(&missing_project).unwrap(),
-    )
-    .await;
+    let response = post_json(&emulator, "/v1/traces", &missing_project).await;
     assert_eq!(response.status(), 400);
     let status: serde_json::Value = response.json().await.expect("a JSON status");
     assert_eq!(status["code"], 3);
@@ -459,14 +461,7 @@ async fn otlp_http_errors_are_statuses_with_the_right_http_code() {
         vec![span(1, None, "good"), span(2, None, "")],
     );
     bad.resource_spans[0].scope_spans[0].spans[1].name.clear();
-    let response = post(
-        &emulator,
-        "/v1/traces",
-        "application/json",
-        false,
-        serde_json::to_vec(&bad).unwrap(),
-    )
-    .await;
+    let response = post_json(&emulator, "/v1/traces", &bad).await;
     assert_eq!(response.status(), 200);
     let answer: serde_json::Value = response.json().await.expect("JSON answer");
     assert_eq!(
