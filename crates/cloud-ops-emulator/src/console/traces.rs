@@ -227,7 +227,7 @@ pub struct TraceFilter {
 impl TraceFilter {
     fn min_nanos(&self) -> Option<i64> {
         let ms: f64 = self.min_ms.as_deref()?.trim().parse().ok()?;
-        (ms.is_finite() && ms >= 0.0).then(|| (ms * 1e6) as i64)
+        (ms.is_finite() && ms >= 0.0).then_some((ms * 1e6) as i64)
     }
 
     /// Whether `trace` passes every filter that is set.

@@ -245,6 +245,10 @@ async fn with_rust_backtrace_a_panic_carries_its_backtrace() {
         .await;
     let message = reports[0]["message"].as_str().unwrap();
     assert!(message.contains("stack backtrace"), "{message}");
+    // The panicking handler's frame, not the panic machinery's, comes
+    // first, and the entry stays small: at most 24 frames.
+    assert!(message.contains("app::faults"), "{message}");
+    assert!(message.len() < 12 * 1024, "{} bytes", message.len());
 }
 
 #[tokio::test]

@@ -184,12 +184,102 @@ fn panic_report(info: &std::panic::PanicHookInfo<'_>) -> ErrorReport {
     let backtrace = Backtrace::capture();
     if backtrace.status() == BacktraceStatus::Captured {
         message.push_str("\nstack backtrace:\n");
-        message.push_str(&backtrace.to_string());
+        message.push_str(&bounded_backtrace(&backtrace.to_string()));
     }
     ErrorReport {
         error_type: ErrorType::Panic,
         message,
         location,
         dependency: None,
+    }
+}
+
+/// Frames a panic entry carries at most: the panic's place and its callers
+/// up to the handler, where Error Reporting's reader looks. A whole Rust
+/// backtrace (tokio, hyper, tower) is about 35 KB an entry.
+const MAX_PANIC_FRAMES: usize = 24;
+
+/// `backtrace` (std's text: `N: symbol` lines, each followed by its `at
+/// file:line` lines) without the panic machinery's own frames before the
+/// panicking code, and cut after [`MAX_PANIC_FRAMES`] frames, saying how
+/// many were left out.
+fn bounded_backtrace(backtrace: &str) -> String {
+    let mut frames: Vec<Vec<&str>> = Vec::new();
+    for line in backtrace.lines() {
+        let starts_frame = line
+            .trim_start()
+            .split_once(':')
+            .is_some_and(|(number, _)| {
+                !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit())
+            });
+        match frames.last_mut() {
+            Some(frame) if !starts_frame => frame.push(line),
+            _ => frames.push(vec![line]),
+        }
+    }
+    let machinery = |frame: &Vec<&str>| {
+        let symbol = frame[0]
+            .trim_start()
+            .split_once(": ")
+            .map_or("", |(_, s)| s);
+        [
+            "std::",
+            "core::",
+            "alloc::",
+            "__rustc::",
+            "rust_begin_unwind",
+            "<alloc::",
+        ]
+        .iter()
+        .any(|prefix| symbol.starts_with(prefix))
+            || symbol.starts_with(concat!(env!("CARGO_CRATE_NAME"), "::telemetry::logs"))
+    };
+    let first = frames
+        .iter()
+        .position(|frame| !machinery(frame))
+        .unwrap_or(0);
+    let kept = &frames[first..];
+    let mut out: Vec<&str> = kept
+        .iter()
+        .take(MAX_PANIC_FRAMES)
+        .flatten()
+        .copied()
+        .collect();
+    let more = kept.len().saturating_sub(MAX_PANIC_FRAMES);
+    let note = format!("      ... {more} more frames");
+    if more > 0 {
+        out.push(&note);
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_backtrace_keeps_the_panicking_code_and_at_most_24_frames() {
+        let mut text = String::from(
+            "   0: std::backtrace::Backtrace::capture\n             at /rustc/x/library/std/src/backtrace.rs:296:9\n   1: core::panicking::panic_fmt\n",
+        );
+        text.push_str("   2: cloudrun_observability::app::faults::panic\n             at ./crates/cloudrun-observability/src/app/faults.rs:130:5\n");
+        for n in 3..100 {
+            text.push_str(&format!(
+                "  {n}: tokio::runtime::task::poll\n             at /x.rs:1:1\n"
+            ));
+        }
+        let bounded = bounded_backtrace(&text);
+        assert!(
+            bounded.starts_with("   2: cloudrun_observability::app::faults::panic"),
+            "{bounded}"
+        );
+        assert_eq!(
+            bounded
+                .lines()
+                .filter(|l| l.contains(": ") && !l.contains(" at "))
+                .count(),
+            24
+        );
+        assert!(bounded.ends_with("... 74 more frames"), "{bounded}");
     }
 }
