@@ -66,9 +66,11 @@ fn print_children(
         };
         let offset_ms = (start_nanos(span) - origin) as f64 / 1e6;
         let duration_ms = (end_nanos(span) - start_nanos(span)) as f64 / 1e6;
+        // Cloud Trace v2's label, or OpenTelemetry's key for spans sent as OTLP.
         let status = span
             .labels
             .get("/http/status_code")
+            .or_else(|| span.labels.get("http.response.status_code"))
             .map_or("", String::as_str);
         println!(
             "{:indent$}{} [{kind}] +{offset_ms:.1} ms, {duration_ms:.1} ms, status {status}, span {:016x}",

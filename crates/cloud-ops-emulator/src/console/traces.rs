@@ -477,14 +477,19 @@ fn sorted(attributes: &Attributes) -> Vec<(String, String)> {
 /// `/http/host` (and `server.port` when recorded).
 fn served_address(span: &SpanView, parent: Option<&SpanView>) -> Option<String> {
     let called = parent
-        .and_then(|p| attribute(p.stored.span.attributes.as_ref(), "/http/url"))
+        .and_then(|p| {
+            let attributes = p.stored.span.attributes.as_ref();
+            // Cloud Trace v2's key, then OpenTelemetry's (spans sent as OTLP).
+            attribute(attributes, "/http/url").or_else(|| attribute(attributes, "url.full"))
+        })
         .map(|url| {
             let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
             rest.split('/').next().unwrap_or(rest).to_owned()
         });
     let attributes = span.stored.span.attributes.as_ref();
     called.or_else(|| {
-        let host = attribute(attributes, "/http/host")?;
+        let host = attribute(attributes, "/http/host")
+            .or_else(|| attribute(attributes, "server.address"))?;
         Some(match attribute(attributes, "server.port") {
             Some(port) => format!("{host}:{port}"),
             None => host,
