@@ -1018,3 +1018,97 @@ async fn otlp_exponential_histograms_summaries_and_delta_sums_get_their_types() 
     assert_eq!(deltas[0].metric_kind, MetricKind::Delta as i32);
     emulator.emulator.shutdown().await;
 }
+
+// ---- alerting ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terraform_alert_policy_opens_an_incident_on_otlp_series() {
+    // A policy a user writes after switching to OTLP metrics: the series is
+    // prometheus.googleapis.com/NAME/counter on prometheus_target.
+    let dir = std::env::temp_dir().join(format!("otlp-alert-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("alert.tf"),
+        r#"
+resource "google_monitoring_alert_policy" "orders" {
+  display_name = "orders faster than 1/s"
+  combiner     = "OR"
+  conditions {
+    display_name = "order rate"
+    condition_threshold {
+      filter          = "metric.type=\"prometheus.googleapis.com/shop_orders/counter\" AND resource.type=\"prometheus_target\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 1
+      duration        = "0s"
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_RATE"
+      }
+    }
+  }
+}
+"#,
+    )
+    .unwrap();
+    let emulator = TestEmulator::start_with(EmulatorConfig {
+        alerting: Some(cloud_ops_emulator::alerting::AlertingConfig::new(
+            dir.clone(),
+            cloud_ops_emulator::terraform::VariableInputs::default(),
+            cloud_ops_emulator::time::scale::TimeScale::new(60.0).unwrap(),
+            PROJECT.to_owned(),
+        )),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let alerting = emulator.emulator.store().alerting.unwrap();
+    assert!(
+        alerting.report.problems.is_empty(),
+        "{:#?}",
+        alerting.report.problems
+    );
+    let start = now_nanos();
+    let mut orders = 0;
+    let started = std::time::Instant::now();
+    let incident = loop {
+        orders += 100;
+        let request = metrics_request(
+            resource(Some(PROJECT)),
+            vec![counter(
+                "shop_orders",
+                vec![number(
+                    vec![],
+                    start,
+                    now_nanos(),
+                    number_data_point::Value::AsInt(orders),
+                )],
+            )],
+        );
+        let response = post(
+            &emulator,
+            "/v1/metrics",
+            "application/x-protobuf",
+            false,
+            request.encode_to_vec(),
+        )
+        .await;
+        assert_eq!(response.status(), 200);
+        if let Some(incident) = alerting
+            .incidents
+            .incidents()
+            .into_iter()
+            .find(|i| i.policy_id == "orders")
+        {
+            break incident;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no incident; evaluation errors {:?}",
+            alerting.evaluation_errors()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert!(incident.observed_value.unwrap() > 1.0, "{incident:#?}");
+    emulator.emulator.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
