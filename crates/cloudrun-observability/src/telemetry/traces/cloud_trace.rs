@@ -18,17 +18,17 @@ use std::time::Duration;
 use gcloud_sdk::google::devtools::cloudtrace::v2::trace_service_client::TraceServiceClient;
 use gcloud_sdk::google::devtools::cloudtrace::v2::BatchWriteSpansRequest;
 use gcloud_sdk::GoogleAuthMiddleware;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use thiserror::Error;
 use tokio::sync::OnceCell;
 use tonic::transport::Channel;
 use tonic::Code;
 
-use crate::telemetry::export::health::ExportHealth;
 use crate::telemetry::export::Endpoint as TraceEndpoint;
 use crate::telemetry::export::{ConnectError, GrpcClient};
 use crate::telemetry::traces::cloud_trace_mapping::{agent_label, to_cloud_trace_span, SpanLabels};
+use crate::telemetry::traces::ExportAccounting;
 
 /// Google's Cloud Trace endpoint.
 pub const GOOGLE_TRACE_ENDPOINT: &str = "https://cloudtrace.googleapis.com";
@@ -47,8 +47,6 @@ pub enum TraceExportError {
     Connect(#[from] ConnectError),
     #[error("BatchWriteSpans failed: {}: {}", .0.code(), .0.message())]
     Rpc(tonic::Status),
-    #[error("the export task stopped: {0}")]
-    Task(#[from] tokio::task::JoinError),
 }
 
 type TraceClient =
@@ -80,7 +78,7 @@ impl TraceClient {
 #[derive(Debug)]
 pub struct CloudTraceExporter {
     shared: Arc<Shared>,
-    runtime: tokio::runtime::Handle,
+    accounting: ExportAccounting,
 }
 
 #[derive(Debug)]
@@ -91,28 +89,11 @@ struct Shared {
     /// The resource's `service.name`, set once by the SDK before any export.
     service_name: std::sync::OnceLock<String>,
     client: OnceCell<TraceClient>,
-    health: Arc<ExportHealth>,
-    /// Called with the number of spans an export finished with, sent or
-    /// lost, so the processor knows how many are still queued.
-    on_done: DoneCallback,
-}
-
-struct DoneCallback(Box<dyn Fn(usize) + Send + Sync>);
-
-impl std::fmt::Debug for DoneCallback {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DoneCallback")
-    }
 }
 
 impl CloudTraceExporter {
     /// Must be called inside the tokio runtime the exports will run on.
-    pub fn new(
-        project_id: String,
-        endpoint: TraceEndpoint,
-        health: Arc<ExportHealth>,
-        on_done: impl Fn(usize) + Send + Sync + 'static,
-    ) -> Self {
+    pub fn new(project_id: String, endpoint: TraceEndpoint, accounting: ExportAccounting) -> Self {
         Self {
             shared: Arc::new(Shared {
                 project_id,
@@ -120,10 +101,8 @@ impl CloudTraceExporter {
                 agent: agent_label(),
                 service_name: std::sync::OnceLock::new(),
                 client: OnceCell::new(),
-                health,
-                on_done: DoneCallback(Box::new(on_done)),
             }),
-            runtime: tokio::runtime::Handle::current(),
+            accounting,
         }
     }
 }
@@ -174,25 +153,7 @@ impl SpanExporter for CloudTraceExporter {
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
         let shared = Arc::clone(&self.shared);
-        let spans = batch.len();
-        // The gRPC client needs tokio; the SDK's processor thread has none.
-        let task = self.runtime.spawn(async move {
-            let result = shared.export(batch).await;
-            match &result {
-                Ok(()) => shared.health.record_exported(spans),
-                Err(error) => shared.health.record_failed(spans, error),
-            }
-            (shared.on_done.0)(spans);
-            result
-        });
-        async move {
-            match task.await {
-                Ok(Ok(())) => Ok(()),
-                // Counted and reported by `ExportHealth`, once a minute at
-                // most; the SDK would log every failed batch again.
-                Ok(Err(_)) => Ok(()),
-                Err(error) => Err(OTelSdkError::InternalFailure(error.to_string())),
-            }
-        }
+        self.accounting
+            .run(batch.len(), async move { shared.export(batch).await })
     }
 }

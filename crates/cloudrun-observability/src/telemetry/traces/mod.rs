@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
 use opentelemetry::Context;
-use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider, Span, SpanData, SpanProcessor,
 };
@@ -66,20 +66,20 @@ pub fn tracer_provider(
     health: Arc<ExportHealth>,
 ) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
     let queued = Arc::new(AtomicUsize::new(0));
-    let exported = Arc::clone(&queued);
-    let on_done = move |n| {
-        exported.fetch_sub(n, Ordering::AcqRel);
+    let accounting = ExportAccounting {
+        health: Arc::clone(&health),
+        queued: Arc::clone(&queued),
+        runtime: tokio::runtime::Handle::current(),
     };
     let batch = match export {
-        TraceExport::Otlp(target) => batch_processor(
-            OtlpSpanExporter::new(target, Arc::clone(&health), on_done)?,
-            queue_size,
-        ),
+        TraceExport::Otlp(target) => {
+            batch_processor(OtlpSpanExporter::new(target, accounting)?, queue_size)
+        }
         TraceExport::CloudTrace {
             project_id,
             endpoint,
         } => batch_processor(
-            CloudTraceExporter::new(project_id, endpoint, Arc::clone(&health), on_done),
+            CloudTraceExporter::new(project_id, endpoint, accounting),
             queue_size,
         ),
     };
@@ -93,6 +93,45 @@ pub fn tracer_provider(
             health,
         })
         .build())
+}
+
+/// What every exporter does around its own call, whichever API it speaks:
+/// runs the export on the service's tokio runtime (the SDK's processor
+/// thread has none), counts its outcome in [`ExportHealth`], and tells the
+/// queue counter in [`CountingProcessor`] that those spans have left.
+#[derive(Clone, Debug)]
+pub struct ExportAccounting {
+    health: Arc<ExportHealth>,
+    queued: Arc<AtomicUsize>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl ExportAccounting {
+    /// `export` of `spans` spans, accounted for. A failure is counted and
+    /// reported by [`ExportHealth`], once a minute at most, and answered
+    /// `Ok` to the SDK, which would log every failed batch again.
+    pub fn run<E>(
+        &self,
+        spans: usize,
+        export: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send
+    where
+        E: std::fmt::Display + Send + 'static,
+    {
+        let health = Arc::clone(&self.health);
+        let queued = Arc::clone(&self.queued);
+        let task = self.runtime.spawn(async move {
+            match export.await {
+                Ok(()) => health.record_exported(spans),
+                Err(error) => health.record_failed(spans, &error),
+            }
+            queued.fetch_sub(spans, Ordering::AcqRel);
+        });
+        async move {
+            task.await
+                .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))
+        }
+    }
 }
 
 /// The SDK's batch processor around `exporter`. OTEL_BSP_* variables still

@@ -8,26 +8,24 @@
 //! - runs each export on the service's tokio runtime (the SDK's batch
 //!   processor calls `export` from its own thread, which has none);
 //! - refreshes Google's credentials before each export toward Google;
-//! - counts what was exported or lost in [`ExportHealth`] (one WARNING a
-//!   minute at most) and tells the queue counter that those spans left,
-//!   instead of letting the SDK log every failed batch.
+//! - counts what was exported or lost, and tells the queue counter that
+//!   those spans left ([`ExportAccounting`], shared with the Cloud Trace
+//!   exporter).
 
 use std::sync::Arc;
 
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
-use crate::telemetry::export::health::ExportHealth;
 use crate::telemetry::export::otlp::OtlpTarget;
+use crate::telemetry::traces::ExportAccounting;
 
 /// Exports spans over OTLP/gRPC.
 pub struct OtlpSpanExporter {
     inner: Arc<opentelemetry_otlp::SpanExporter>,
     target: OtlpTarget,
-    health: Arc<ExportHealth>,
-    on_done: Arc<dyn Fn(usize) + Send + Sync>,
-    runtime: tokio::runtime::Handle,
+    accounting: ExportAccounting,
 }
 
 impl std::fmt::Debug for OtlpSpanExporter {
@@ -43,17 +41,14 @@ impl OtlpSpanExporter {
     /// channel connects lazily, on the first export).
     pub fn new(
         target: OtlpTarget,
-        health: Arc<ExportHealth>,
-        on_done: impl Fn(usize) + Send + Sync + 'static,
+        accounting: ExportAccounting,
     ) -> Result<Self, opentelemetry_otlp::ExporterBuildError> {
         let builder = opentelemetry_otlp::SpanExporter::builder().with_tonic();
         let inner = target.configure(builder).build()?;
         Ok(Self {
             inner: Arc::new(inner),
             target,
-            health,
-            on_done: Arc::new(on_done),
-            runtime: tokio::runtime::Handle::current(),
+            accounting,
         })
     }
 }
@@ -63,24 +58,11 @@ impl SpanExporter for OtlpSpanExporter {
         &self,
         batch: Vec<SpanData>,
     ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
-        let spans = batch.len();
         let inner = Arc::clone(&self.inner);
         let target = self.target.clone();
-        let health = Arc::clone(&self.health);
-        let on_done = Arc::clone(&self.on_done);
-        let task = self.runtime.spawn(async move {
-            match target.export_with_credentials(inner.export(batch)).await {
-                Ok(()) => health.record_exported(spans),
-                Err(error) => health.record_failed(spans, &error),
-            }
-            on_done(spans);
-        });
-        async move {
-            // A failure is counted and reported by `ExportHealth`, once a
-            // minute at most; the SDK would log every failed batch again.
-            task.await
-                .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))
-        }
+        self.accounting.run(batch.len(), async move {
+            target.export_with_credentials(inner.export(batch)).await
+        })
     }
 
     fn shutdown_with_timeout(&self, timeout: std::time::Duration) -> OTelSdkResult {
