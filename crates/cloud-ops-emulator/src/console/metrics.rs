@@ -256,15 +256,7 @@ impl Query_<'_> {
     /// points of a series in the window, rounded to the second (exports
     /// drift by milliseconds); `None` with fewer than two points.
     fn sampling_interval(&self, metric_type: &str) -> Option<i64> {
-        let filter = filter::parse(&format!("metric.type = \"{metric_type}\"")).ok()?;
-        let series = read(
-            &self.store.metrics,
-            self.project,
-            &filter,
-            (self.window.start, self.window.end),
-            None,
-        )
-        .ok()?;
+        let series = self.list(metric_type, None);
         let mut gaps: Vec<i64> = series
             .iter()
             .flat_map(|ts| {
@@ -322,9 +314,6 @@ impl Query_<'_> {
         group_by: &[&str],
         period: i64,
     ) -> Vec<TimeSeries> {
-        let Ok(filter) = filter::parse(&format!("metric.type = \"{metric_type}\"")) else {
-            return Vec::new();
-        };
         let spec = Spec {
             period,
             aligner,
@@ -334,15 +323,17 @@ impl Query_<'_> {
                 .map(|k| GroupField::MetricLabel((*k).to_owned()))
                 .collect(),
         };
+        self.list(metric_type, Some(&spec))
+    }
+
+    /// `ListTimeSeries` of exactly `metric_type` over the window, raw or
+    /// aggregated by `spec`; nothing when it cannot be read.
+    fn list(&self, metric_type: &str, spec: Option<&Spec>) -> Vec<TimeSeries> {
+        let Ok(filter) = filter::parse(&format!("metric.type = \"{metric_type}\"")) else {
+            return Vec::new();
+        };
         let window = (self.window.start, self.window.end);
-        read(
-            &self.store.metrics,
-            self.project,
-            &filter,
-            window,
-            Some(&spec),
-        )
-        .unwrap_or_default()
+        read(&self.store.metrics, self.project, &filter, window, spec).unwrap_or_default()
     }
 }
 
