@@ -256,7 +256,15 @@ impl Query_<'_> {
     /// points of a series in the window, rounded to the second (exports
     /// drift by milliseconds); `None` with fewer than two points.
     fn sampling_interval(&self, metric_type: &str) -> Option<i64> {
-        let series = self.list(metric_type, None);
+        let mut series = self.list(metric_type, None);
+        // Sent as OTLP, the same metric is stored under its own type; the
+        // charts read that one then, and so must their alignment.
+        if let (true, Some((_, otlp_type))) = (
+            series.is_empty(),
+            OTLP_TYPES.iter().find(|(t, _)| *t == metric_type),
+        ) {
+            series = self.list(otlp_type, None);
+        }
         let mut gaps: Vec<i64> = series
             .iter()
             .flat_map(|ts| {
