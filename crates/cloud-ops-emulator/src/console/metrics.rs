@@ -703,4 +703,86 @@ mod tests {
             }
         }
     }
+
+    /// The service's request histogram sent as OTLP every `interval` s,
+    /// `rate` requests a second, through the emulator's OTLP ingest.
+    fn steady_otlp_traffic(rate: f64, interval: i64, history: i64, now: i64) -> EmulatorStore {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+        use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+        use opentelemetry_proto::tonic::metrics::v1::{
+            metric, AggregationTemporality, Histogram, HistogramDataPoint, Metric as OtlpMetric,
+            ResourceMetrics, ScopeMetrics,
+        };
+        use opentelemetry_proto::tonic::resource::v1::Resource;
+        let text = |key: &str, value: &str| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            ..KeyValue::default()
+        };
+        let store = EmulatorStore::new(&EmulatorConfig::default());
+        let ingest = crate::otlp::OtlpIngest::new(store.clone(), Some("p".into()));
+        let start = now - history * S;
+        let mut at = start + interval * S;
+        while at <= now {
+            let total = (rate * ((at - start) / S) as f64).round() as u64;
+            let point = HistogramDataPoint {
+                attributes: vec![
+                    text("http.route", "/api/books"),
+                    text("http.response.status_code", "200"),
+                ],
+                start_time_unix_nano: start as u64,
+                time_unix_nano: at as u64,
+                count: total,
+                sum: Some(0.05 * total as f64),
+                bucket_counts: vec![0, total, 0, 0],
+                explicit_bounds: vec![0.01, 0.1, 1.0],
+                ..HistogramDataPoint::default()
+            };
+            let request = ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes: vec![
+                            text("service.name", "shop"),
+                            text("gcp.project_id", "p"),
+                            text("cloud.region", "europe-west1"),
+                            text("service.instance.id", "i-1"),
+                        ],
+                        ..Resource::default()
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![OtlpMetric {
+                            name: "http.server.request.duration".into(),
+                            unit: "s".into(),
+                            data: Some(metric::Data::Histogram(Histogram {
+                                data_points: vec![point],
+                                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                            })),
+                            ..OtlpMetric::default()
+                        }],
+                        ..ScopeMetrics::default()
+                    }],
+                    ..ResourceMetrics::default()
+                }],
+            };
+            let response = crate::otlp::metrics::export(&ingest, request).unwrap();
+            assert!(response.partial_success.is_none(), "{response:?}");
+            at += interval * S;
+        }
+        store
+    }
+
+    #[test]
+    fn otlp_series_are_aligned_to_their_own_sampling_interval() {
+        let now = now_nanos();
+        let store = steady_otlp_traffic(7.0, 60, 3600, now);
+        let view = view(&store, "p", Window::ending_at(Some("5m"), now));
+        assert_eq!(view.window.period, 60 * S);
+        let line = &view.request_rate[0].points;
+        assert!(line.len() >= 2, "{line:?}");
+        for (_, charted) in line {
+            assert!((charted - 7.0).abs() <= 0.7, "charted {charted}, {line:?}");
+        }
+    }
 }
