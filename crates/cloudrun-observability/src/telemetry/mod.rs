@@ -178,6 +178,7 @@ pub async fn init(
         config.span_queue_size,
         Arc::clone(&trace_health),
     )?;
+    traces::server_span::install(&provider);
     logs::install(
         config,
         Some(provider.tracer(env!("CARGO_PKG_NAME"))),

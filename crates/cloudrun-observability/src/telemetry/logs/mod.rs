@@ -31,6 +31,7 @@ use crate::telemetry::logs::error_reporting::{
 };
 use crate::telemetry::logs::format::{CloudLoggingLayer, LineOutput};
 use crate::telemetry::logs::stdout::BatchedStdout;
+use crate::telemetry::middleware::REQUEST_SPAN_TARGET;
 use crate::telemetry::traces::span_data;
 use crate::telemetry::TelemetryError;
 
@@ -104,7 +105,9 @@ const UNTRACED_TARGETS: &[&str] = &["h2", "hyper", "tonic", "tower", "reqwest", 
 
 /// The layer that turns `tracing` spans into OpenTelemetry spans. Events are
 /// left out: the request middleware adds the span events that matter
-/// (exceptions) itself, and log lines already go to Cloud Logging.
+/// (exceptions) itself, and log lines already go to Cloud Logging. So is
+/// the middleware's `request` span: the request's OpenTelemetry span is
+/// made directly, at a fraction of the bridge's cost.
 fn otel_layer<S>(tracer: SdkTracer) -> impl Layer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
@@ -118,6 +121,7 @@ where
         .with_level(false)
         .with_filter(filter_fn(|metadata| {
             metadata.is_span()
+                && metadata.target() != REQUEST_SPAN_TARGET
                 && !UNTRACED_TARGETS
                     .iter()
                     .any(|target| metadata.target().starts_with(target))
