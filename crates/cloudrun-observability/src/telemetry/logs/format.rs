@@ -159,7 +159,7 @@ impl<O: LineOutput> CloudLoggingLayer<O> {
                 }
                 _ => {
                     line.extend_from_slice(b",\"");
-                    json::push_camel_case(line, field.name);
+                    json::push_camel_case_cached(line, field.name);
                     line.extend_from_slice(b"\":");
                     line.extend_from_slice(&values[field.start..field.end]);
                 }
@@ -229,7 +229,7 @@ fn nested_object(
     for field in fields {
         if let Some(rest) = field.name.strip_prefix(prefix) {
             let start = keys.len();
-            json::push_camel_case(keys, rest);
+            json::push_camel_case_cached(keys, rest);
             nested.push((start, keys.len(), *field));
         }
     }
