@@ -100,6 +100,9 @@ pub fn push_hex(out: &mut Vec<u8>, value: u128, digits: u32) {
     }
 }
 
+/// Camel-cased keys by their name's address and length.
+type CamelCased = FxHashMap<(usize, usize), Box<[u8]>>;
+
 /// [`push_camel_case`] of a field name, worked out once per name and
 /// thread (it was 3 % of the service's CPU at the benchmark's load, for the
 /// same dozen names on every line). Field names are the callsites'
@@ -107,8 +110,7 @@ pub fn push_hex(out: &mut Vec<u8>, value: u128, digits: u32) {
 /// address and length name them.
 pub fn push_camel_case_cached(out: &mut Vec<u8>, key: &'static str) {
     thread_local! {
-        static CAMEL_CASED: RefCell<FxHashMap<(usize, usize), Box<[u8]>>> =
-            RefCell::default();
+        static CAMEL_CASED: RefCell<CamelCased> = RefCell::default();
     }
     CAMEL_CASED.with(|cache| match cache.try_borrow_mut() {
         Ok(mut cache) => {

@@ -12,7 +12,7 @@ pub mod cloud_trace_mapping;
 pub mod context;
 pub mod otlp;
 pub mod sampler;
-pub(crate) mod server_span;
+pub mod server_span;
 pub mod span_data;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -33,13 +33,13 @@ static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 /// Makes `provider` the source of the request spans. Until this runs (and
 /// with telemetry off, never) [`start`] returns `None`.
-pub(crate) fn install(provider: &SdkTracerProvider) {
+pub fn install(provider: &SdkTracerProvider) {
     let _ = TRACER.set(provider.tracer(env!("CARGO_PKG_NAME")));
 }
 
 /// What the request says about itself, for the span's attributes
 /// (OpenTelemetry's HTTP server semantic conventions).
-pub(crate) struct RequestAttributes<'a> {
+pub struct RequestAttributes<'a> {
     pub method: &'a Method,
     /// The route template, or `None` when no route matched.
     pub route: Option<&'static str>,
@@ -50,20 +50,20 @@ pub(crate) struct RequestAttributes<'a> {
 }
 
 /// Why a 5xx failed, for the span's `exception` event and error status.
-pub(crate) struct Exception {
+pub struct Exception {
     pub kind: Cow<'static, str>,
     pub message: String,
 }
 
 /// A started SERVER span; [`ServerSpan::end`] ends it.
-pub(crate) struct ServerSpan {
+pub struct ServerSpan {
     context: Context,
 }
 
 /// Starts the request's span, child of the caller's when `headers` name one
 /// (`traceparent` with its `tracestate`, or `X-Cloud-Trace-Context`); `None`
 /// when telemetry is off.
-pub(crate) fn start(headers: &HeaderMap, request: &RequestAttributes<'_>) -> Option<ServerSpan> {
+pub fn start(headers: &HeaderMap, request: &RequestAttributes<'_>) -> Option<ServerSpan> {
     let tracer = TRACER.get()?;
     let parent = match extract_remote_parent(headers) {
         Some(parent) => {
@@ -87,7 +87,7 @@ pub(crate) fn start(headers: &HeaderMap, request: &RequestAttributes<'_>) -> Opt
 
 impl ServerSpan {
     /// The ids the request's log lines and downstream calls carry.
-    pub(crate) fn trace_context(&self) -> TraceContext {
+    pub fn trace_context(&self) -> TraceContext {
         let span = self.context.span();
         let ids = span.span_context();
         TraceContext {
@@ -99,13 +99,13 @@ impl ServerSpan {
 
     /// The context to poll the handler in, so that spans started inside it
     /// are this span's children.
-    pub(crate) fn context(&self) -> &Context {
+    pub fn context(&self) -> &Context {
         &self.context
     }
 
     /// Records the response's status (and for a 5xx, what went wrong) and
     /// ends the span, which hands it to the exporter's queue.
-    pub(crate) fn end(self, status: u16, exception: Option<Exception>) {
+    pub fn end(self, status: u16, exception: Option<Exception>) {
         let span = self.context.span();
         span.set_attribute(KeyValue::new(
             "http.response.status_code",
