@@ -13,6 +13,7 @@ mod bad_input;
 mod cloud_run;
 mod console;
 mod console_browser;
+mod console_rates;
 mod loadgen;
 mod log_delivery;
 mod log_metrics;
