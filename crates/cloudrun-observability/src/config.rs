@@ -73,6 +73,12 @@ pub struct Config {
     pub otlp_traces_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_metrics_endpoint: Option<String>,
+    /// `FORWARDED_FOR_TRUSTED_HOPS`: how many entries at the right end of
+    /// `X-Forwarded-For` trusted proxies wrote; the client's address is the
+    /// last of them. Default [`DEFAULT_FORWARDED_FOR_TRUSTED_HOPS`] (Cloud
+    /// Run's front end); 2 behind an external Application Load Balancer; 0
+    /// logs the connection's peer.
+    pub forwarded_for_trusted_hops: usize,
 }
 
 /// Which exporter sends the spans (`OTEL_TRACES_EXPORTER`).
@@ -175,6 +181,14 @@ pub enum ConfigError {
 /// Finished spans waiting for export, at most, by default: OpenTelemetry's
 /// default, a few MB at a few hundred bytes a span.
 pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 2048;
+
+/// Cloud Run's front end appends the address it received the request from
+/// to `X-Forwarded-For` and keeps what the client sent before it: the last
+/// entry is the client's.
+pub const DEFAULT_FORWARDED_FOR_TRUSTED_HOPS: usize = 1;
+
+/// More trusted proxies than any real chain has: a typo, not a setting.
+const MAX_FORWARDED_FOR_TRUSTED_HOPS: usize = 16;
 
 /// The service name used when not on Cloud Run.
 pub const LOCAL_SERVICE_NAME: &str = "cloudrun-observability";
@@ -316,6 +330,19 @@ impl Config {
             },
             otlp_traces_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")?,
             otlp_metrics_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")?,
+            forwarded_for_trusted_hops: match var("FORWARDED_FOR_TRUSTED_HOPS") {
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(hops) if hops <= MAX_FORWARDED_FOR_TRUSTED_HOPS => hops,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "FORWARDED_FOR_TRUSTED_HOPS",
+                            value,
+                            reason: "expected a number of trusted proxies from 0 to 16 (1 on Cloud Run, 2 behind an external Application Load Balancer)",
+                        })
+                    }
+                },
+                None => DEFAULT_FORWARDED_FOR_TRUSTED_HOPS,
+            },
         })
     }
 
@@ -675,6 +702,22 @@ mod tests {
             assert!(
                 message.starts_with(&format!("{name}=\"http/protobuf\" is not valid: only grpc")),
                 "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_for_trusts_one_hop_unless_told_otherwise() {
+        assert_eq!(config(&[]).unwrap().forwarded_for_trusted_hops, 1);
+        let behind_lb = config(&[("FORWARDED_FOR_TRUSTED_HOPS", "2")]).unwrap();
+        assert_eq!(behind_lb.forwarded_for_trusted_hops, 2);
+        for bad in ["-1", "one", "17"] {
+            let error = config(&[("FORWARDED_FOR_TRUSTED_HOPS", bad)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with(&format!(
+                    "FORWARDED_FOR_TRUSTED_HOPS=\"{bad}\" is not valid"
+                )),
+                "{error}"
             );
         }
     }

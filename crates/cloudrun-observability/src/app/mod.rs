@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde::Serialize;
 use thiserror::Error;
@@ -33,6 +34,7 @@ use self::downstream::DownstreamClient;
 use self::sessions::{SessionLayerState, SessionTracker};
 use crate::config::Config;
 use crate::platform::metadata::MetadataClient;
+use crate::telemetry::http_request::TrustedHops;
 use crate::telemetry::middleware;
 
 /// How long in-flight requests may take to finish after the shutdown signal.
@@ -113,6 +115,7 @@ impl Application {
             fault_routes: config.enable_fault_routes,
             telemetry: config.telemetry_enabled,
             secure_cookies: config.cloud_run.is_some(),
+            trusted_hops: TrustedHops(config.forwarded_for_trusted_hops),
         };
         Ok(Self {
             listener,
@@ -188,6 +191,8 @@ pub struct RouterOptions {
     pub fault_routes: bool,
     pub telemetry: bool,
     pub secure_cookies: bool,
+    /// Whose `X-Forwarded-For` entries name the client.
+    pub trusted_hops: TrustedHops,
 }
 
 /// All routes and middleware.
@@ -226,7 +231,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state);
     if options.telemetry {
-        router.layer(axum::middleware::from_fn(middleware::track_request))
+        router
+            .layer(axum::middleware::from_fn(middleware::track_request))
+            // Outside the middleware, so that it reads it on each request.
+            .layer(Extension(options.trusted_hops))
     } else {
         router
     }

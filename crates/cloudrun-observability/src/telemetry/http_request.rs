@@ -7,10 +7,11 @@
 //! `X-Forwarded-For`), and their rules are the service's protection against
 //! it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request};
-use http::header::USER_AGENT;
+use http::header::{HeaderName, USER_AGENT};
+use http::HeaderMap;
 
 use crate::telemetry::logs::error_reporting::HttpContext;
 
@@ -149,23 +150,67 @@ fn percent_decoded(raw: &[u8]) -> impl Iterator<Item = u8> + '_ {
     })
 }
 
-/// The client's address: the first hop of `X-Forwarded-For` (Cloud Run's
-/// front end puts the client there), else the peer of the connection.
-fn client_ip(request: &Request) -> Option<String> {
-    let forwarded = request
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(',').next())
-        .map(str::trim)
-        .filter(|hop| hop.parse::<std::net::IpAddr>().is_ok());
-    match forwarded {
-        Some(hop) => Some(hop.to_owned()),
-        None => request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(peer)| peer.ip().to_string()),
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// How many entries at the right end of `X-Forwarded-For` proxies this
+/// service trusts wrote (`FORWARDED_FOR_TRUSTED_HOPS`); the router puts it
+/// on every request.
+///
+/// Each proxy appends the address it received the request from and keeps
+/// whatever came before, which the client may have written. So only
+/// entries counted from the right can be trusted: behind Cloud Run's own
+/// front end the last one is the client's (1, the default); behind an
+/// external Application Load Balancer, which appends
+/// `<client-ip>,<load-balancer-ip>`, the second to last (2). 0 ignores the
+/// header and logs the connection's peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustedHops(pub usize);
+
+impl Default for TrustedHops {
+    fn default() -> Self {
+        Self(crate::config::DEFAULT_FORWARDED_FOR_TRUSTED_HOPS)
     }
+}
+
+/// `httpRequest.remoteIp`: the client's address as the nearest trusted
+/// proxy saw it, else the connection's peer.
+fn client_ip(request: &Request) -> Option<String> {
+    let extensions = request.extensions();
+    let hops = extensions.get::<TrustedHops>().copied().unwrap_or_default();
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip());
+    client_address(request.headers(), hops, peer).map(|address| address.to_string())
+}
+
+/// The `hops`-th entry from the right of `X-Forwarded-For` (all fields of
+/// that name, in order, read as one list); the `peer` when `hops` is 0, the
+/// list is shorter (the request did not come through every trusted proxy),
+/// or that entry is not an IP address.
+pub(crate) fn client_address(
+    headers: &HeaderMap,
+    hops: TrustedHops,
+    peer: Option<IpAddr>,
+) -> Option<IpAddr> {
+    if hops.0 == 0 {
+        return peer;
+    }
+    forwarded_entry(headers, hops.0)
+        .and_then(|entry| entry.trim().parse().ok())
+        .or(peer)
+}
+
+fn forwarded_entry(headers: &HeaderMap, from_right: usize) -> Option<&str> {
+    let mut remaining = from_right;
+    for value in headers.get_all(X_FORWARDED_FOR).iter().rev() {
+        for entry in value.to_str().ok()?.rsplit(',') {
+            remaining -= 1;
+            if remaining == 0 {
+                return Some(entry);
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -236,6 +281,59 @@ mod tests {
         )
     }
 
+    fn forwarded(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(X_FORWARDED_FOR, value.parse().unwrap());
+        }
+        headers
+    }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 1, 1));
+
+    fn client(values: &[&str], hops: usize) -> Option<IpAddr> {
+        client_address(&forwarded(values), TrustedHops(hops), Some(PEER))
+    }
+
+    fn ip(text: &str) -> Option<IpAddr> {
+        Some(text.parse().unwrap())
+    }
+
+    #[test]
+    fn behind_cloud_run_the_client_is_the_entry_its_front_end_appended() {
+        assert_eq!(TrustedHops::default(), TrustedHops(1));
+        assert_eq!(client(&["203.0.113.9"], 1), ip("203.0.113.9"));
+        // What the client wrote itself comes first and is not believed.
+        assert_eq!(client(&["1.2.3.4, 203.0.113.9"], 1), ip("203.0.113.9"));
+        assert_eq!(client(&["1.2.3.4", "203.0.113.9"], 1), ip("203.0.113.9"));
+        assert_eq!(client(&["1.2.3.4,2001:db8::7"], 1), ip("2001:db8::7"));
+    }
+
+    #[test]
+    fn behind_a_load_balancer_the_client_is_second_to_last() {
+        let header = ["1.2.3.4, 203.0.113.9, 34.120.0.1"];
+        assert_eq!(client(&header, 2), ip("203.0.113.9"));
+        assert_eq!(client(&["203.0.113.9,34.120.0.1"], 2), ip("203.0.113.9"));
+    }
+
+    #[test]
+    fn missing_short_or_garbage_headers_give_the_peer() {
+        assert_eq!(client(&[], 1), Some(PEER));
+        assert_eq!(client(&["203.0.113.9"], 2), Some(PEER));
+        assert_eq!(client(&["<script>, 999.1.1.1"], 1), Some(PEER));
+        assert_eq!(client(&["203.0.113.9, "], 1), Some(PEER));
+        assert_eq!(client(&["203.0.113.9"], 0), Some(PEER));
+        let mut obs_text = HeaderMap::new();
+        obs_text.insert(
+            X_FORWARDED_FOR,
+            http::HeaderValue::from_bytes(b"\xe9, 203.0.113.9").unwrap(),
+        );
+        assert_eq!(
+            client_address(&obs_text, TrustedHops(1), Some(PEER)),
+            Some(PEER)
+        );
+    }
+
     proptest! {
         #[test]
         fn a_credential_value_never_reaches_the_log(
@@ -260,6 +358,16 @@ mod tests {
         ) {
             let text = format!("/p?{query}");
             prop_assert_eq!(redacted_url(&text.parse().unwrap()), text);
+        }
+
+        #[test]
+        fn whatever_the_client_writes_the_appended_address_wins(
+            supplied in "[ -~]{0,40}",
+            octets in any::<[u8; 4]>(),
+        ) {
+            let appended = IpAddr::from(octets);
+            let header = format!("{supplied}, {appended}");
+            prop_assert_eq!(client(&[&header], 1), Some(appended));
         }
 
         #[test]

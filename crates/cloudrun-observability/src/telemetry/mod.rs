@@ -17,7 +17,7 @@
 //!   export health counters.
 
 pub mod export;
-pub(crate) mod http_request;
+pub mod http_request;
 pub mod logs;
 pub mod metrics;
 pub mod middleware;

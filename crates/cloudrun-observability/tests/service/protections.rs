@@ -1,8 +1,33 @@
 //! The service's protections against hostile input (issue #18), over real
-//! sockets: credentials are redacted from logged URLs however their names
-//! are spelled.
+//! sockets: the client address is the `X-Forwarded-For` entry the trusted
+//! front end wrote, and credentials are redacted from logged URLs however
+//! their names are spelled.
 
 use crate::helpers::spawn_service;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_address_is_the_entry_the_trusted_front_end_appended() {
+    // What Cloud Run's front end passes on when the client forged a header:
+    // the client's own value first, the address it saw last.
+    let forged = "203.0.113.66, 198.51.100.7";
+    let cloud_run = spawn_service(&[]);
+    let behind_a_load_balancer = spawn_service(&[("FORWARDED_FOR_TRUSTED_HOPS", "2")]);
+    for (service, expected) in [
+        (&cloud_run, "198.51.100.7"),
+        (&behind_a_load_balancer, "203.0.113.66"),
+    ] {
+        let response = service
+            .http
+            .get(service.url("/api/books/1?xff=1"))
+            .header("x-forwarded-for", forged)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let line = &service.request_lines("/api/books/1?xff=1", 1).await[0];
+        assert_eq!(line["httpRequest"]["remoteIp"], expected, "{line}");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_redacted_however_their_names_are_spelled() {
