@@ -1,9 +1,47 @@
 //! The service's protections against hostile input (issue #18), over real
-//! sockets: the client address is the `X-Forwarded-For` entry the trusted
-//! front end wrote, and credentials are redacted from logged URLs however
-//! their names are spelled.
+//! sockets: string caps keep every log entry (the ERROR entry above all)
+//! under Cloud Logging's 256 KiB, the client address is the
+//! `X-Forwarded-For` entry the trusted front end wrote, and credentials are
+//! redacted from logged URLs however their names are spelled.
 
 use crate::helpers::spawn_service;
+
+/// Cloud Logging's limit on one entry.
+const ENTRY_LIMIT: usize = 256 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_entry_of_a_request_with_a_huge_user_agent_is_written_whole() {
+    let service = spawn_service(&[]);
+    // Big enough to push the entry past 256 KiB, small enough for hyper
+    // (which refuses heads over about 400 KB).
+    let user_agent = format!("huge/{}", "u".repeat(300 * 1024));
+    let response = service
+        .http
+        .get(service.url("/api/faults/error?ua=huge"))
+        .header("user-agent", &user_agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let errors = service
+        .wait_for_entries(1, |entry| entry["@type"].as_str().is_some())
+        .await;
+    assert_eq!(errors.len(), 1, "the ERROR entry is written");
+    let error = &errors[0];
+    assert_eq!(error["severity"], "ERROR");
+    assert_eq!(error["context"]["httpRequest"]["responseStatusCode"], 500);
+    let logged = error["context"]["httpRequest"]["userAgent"]
+        .as_str()
+        .unwrap();
+    assert!(logged.starts_with("huge/uuu"), "{}", &logged[..40]);
+    assert!(logged.ends_with(" bytes]"), "marked as cut");
+    let request = &service.request_lines("/api/faults/error?ua=huge", 1).await[0];
+    assert_eq!(request["httpRequest"]["status"], 500);
+    // Every line of the service, these two included, is within the limit.
+    for line in service.lines() {
+        assert!(line.len() < ENTRY_LIMIT, "a line of {} bytes", line.len());
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_address_is_the_entry_the_trusted_front_end_appended() {
