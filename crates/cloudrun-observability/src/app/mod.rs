@@ -14,6 +14,7 @@ pub mod extract;
 pub mod faults;
 pub mod internal;
 pub mod orders;
+pub mod server;
 pub mod sessions;
 
 use std::future::Future;
@@ -31,6 +32,7 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use self::downstream::DownstreamClient;
+use self::server::ReadTimeouts;
 use self::sessions::{SessionLayerState, SessionTracker};
 use crate::config::Config;
 use crate::platform::metadata::MetadataClient;
@@ -78,6 +80,7 @@ pub struct Application {
     local_addr: SocketAddr,
     router: Router,
     sessions: Arc<SessionTracker>,
+    timeouts: ReadTimeouts,
 }
 
 impl Application {
@@ -122,6 +125,10 @@ impl Application {
             local_addr,
             router: router(state, options),
             sessions,
+            timeouts: ReadTimeouts {
+                header: config.header_read_timeout,
+                body: config.body_read_timeout,
+            },
         })
     }
 
@@ -148,12 +155,10 @@ impl Application {
             tracing::info!("shutdown signal received; draining in-flight requests");
             let _ = stopping_tx.send(());
         };
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let server = async {
+            server::serve(self.listener, self.router, self.timeouts, signal).await;
+            Ok(())
+        };
         let drain_deadline = async {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
