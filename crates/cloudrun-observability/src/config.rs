@@ -73,6 +73,19 @@ pub struct Config {
     pub otlp_traces_endpoint: Option<String>,
     /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otlp_metrics_endpoint: Option<String>,
+    /// `FORWARDED_FOR_TRUSTED_HOPS`: how many entries at the right end of
+    /// `X-Forwarded-For` trusted proxies wrote; the client's address is the
+    /// last of them. Default [`DEFAULT_FORWARDED_FOR_TRUSTED_HOPS`] (Cloud
+    /// Run's front end); 2 behind an external Application Load Balancer; 0
+    /// logs the connection's peer.
+    pub forwarded_for_trusted_hops: usize,
+    /// `HEADER_READ_TIMEOUT_MS`: how long an HTTP/1 connection may take to
+    /// send a request's head, idle keep-alive time included (default
+    /// [`DEFAULT_HEADER_READ_TIMEOUT`]).
+    pub header_read_timeout: Duration,
+    /// `BODY_READ_TIMEOUT_MS`: how long a request may take to send its body
+    /// once its head arrived (default [`DEFAULT_BODY_READ_TIMEOUT`]).
+    pub body_read_timeout: Duration,
 }
 
 /// Which exporter sends the spans (`OTEL_TRACES_EXPORTER`).
@@ -175,6 +188,25 @@ pub enum ConfigError {
 /// Finished spans waiting for export, at most, by default: OpenTelemetry's
 /// default, a few MB at a few hundred bytes a span.
 pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 2048;
+
+/// Cloud Run's front end appends the address it received the request from
+/// to `X-Forwarded-For` and keeps what the client sent before it: the last
+/// entry is the client's.
+pub const DEFAULT_FORWARDED_FOR_TRUSTED_HOPS: usize = 1;
+
+/// Longer than the 600 s Google's front ends keep an idle connection to a
+/// backend: hyper's header timeout also closes idle keep-alive
+/// connections, and closing one the front end is about to reuse fails that
+/// request. Cloud Run's front end forwards a request only once it has its
+/// whole head, so a slow client cannot hold the container's connections.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(620);
+
+/// A 64 KiB body (the largest accepted) in 30 s is 2 KiB/s: slower than any
+/// real client, well within Cloud Run's 300 s default request timeout.
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// More trusted proxies than any real chain has: a typo, not a setting.
+const MAX_FORWARDED_FOR_TRUSTED_HOPS: usize = 16;
 
 /// The service name used when not on Cloud Run.
 pub const LOCAL_SERVICE_NAME: &str = "cloudrun-observability";
@@ -316,6 +348,29 @@ impl Config {
             },
             otlp_traces_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")?,
             otlp_metrics_endpoint: otlp_endpoint(&var, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")?,
+            forwarded_for_trusted_hops: match var("FORWARDED_FOR_TRUSTED_HOPS") {
+                Some(value) => match value.trim().parse::<usize>() {
+                    Ok(hops) if hops <= MAX_FORWARDED_FOR_TRUSTED_HOPS => hops,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "FORWARDED_FOR_TRUSTED_HOPS",
+                            value,
+                            reason: "expected a number of trusted proxies from 0 to 16 (1 on Cloud Run, 2 behind an external Application Load Balancer)",
+                        })
+                    }
+                },
+                None => DEFAULT_FORWARDED_FOR_TRUSTED_HOPS,
+            },
+            header_read_timeout: parse_timeout(
+                "HEADER_READ_TIMEOUT_MS",
+                var("HEADER_READ_TIMEOUT_MS"),
+                DEFAULT_HEADER_READ_TIMEOUT,
+            )?,
+            body_read_timeout: parse_timeout(
+                "BODY_READ_TIMEOUT_MS",
+                var("BODY_READ_TIMEOUT_MS"),
+                DEFAULT_BODY_READ_TIMEOUT,
+            )?,
         })
     }
 
@@ -445,6 +500,25 @@ fn parse_export_interval(
             raised_from: None,
         }
     })
+}
+
+/// A positive number of milliseconds, or `default` when unset.
+fn parse_timeout(
+    name: &'static str,
+    value: Option<String>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(millis) if millis > 0 => Ok(Duration::from_millis(millis)),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value,
+            reason: "expected a positive number of milliseconds",
+        }),
+    }
 }
 
 /// Accepts the spellings people write in environment files.
@@ -676,6 +750,47 @@ mod tests {
                 message.starts_with(&format!("{name}=\"http/protobuf\" is not valid: only grpc")),
                 "{message}"
             );
+        }
+    }
+
+    #[test]
+    fn forwarded_for_trusts_one_hop_unless_told_otherwise() {
+        assert_eq!(config(&[]).unwrap().forwarded_for_trusted_hops, 1);
+        let behind_lb = config(&[("FORWARDED_FOR_TRUSTED_HOPS", "2")]).unwrap();
+        assert_eq!(behind_lb.forwarded_for_trusted_hops, 2);
+        for bad in ["-1", "one", "17"] {
+            let error = config(&[("FORWARDED_FOR_TRUSTED_HOPS", bad)]).unwrap_err();
+            assert!(
+                error.to_string().starts_with(&format!(
+                    "FORWARDED_FOR_TRUSTED_HOPS=\"{bad}\" is not valid"
+                )),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn read_timeouts_are_milliseconds_with_defaults_for_cloud_run() {
+        let defaults = config(&[]).unwrap();
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(620));
+        assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+        let set = config(&[
+            ("HEADER_READ_TIMEOUT_MS", "500"),
+            ("BODY_READ_TIMEOUT_MS", "1500"),
+        ])
+        .unwrap();
+        assert_eq!(set.header_read_timeout, Duration::from_millis(500));
+        assert_eq!(set.body_read_timeout, Duration::from_millis(1500));
+        for name in ["HEADER_READ_TIMEOUT_MS", "BODY_READ_TIMEOUT_MS"] {
+            for bad in ["0", "10s", "-5"] {
+                let error = config(&[(name, bad)]).unwrap_err();
+                assert_eq!(
+                    error.to_string(),
+                    format!(
+                        "{name}=\"{bad}\" is not valid: expected a positive number of milliseconds"
+                    )
+                );
+            }
         }
     }
 

@@ -35,6 +35,9 @@ pub enum AppError {
     Unprocessable { message: String, field: String },
     #[error("request body is larger than the {limit} bytes allowed")]
     PayloadTooLarge { limit: usize },
+    /// The body did not arrive within its budget (`BODY_READ_TIMEOUT_MS`).
+    #[error(transparent)]
+    BodyTimeout(#[from] super::server::BodyReadTimeout),
     #[error("expected a request with Content-Type: application/json")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -110,6 +113,7 @@ impl AppError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PaymentDeclined(_) => StatusCode::PAYMENT_REQUIRED,
@@ -126,6 +130,7 @@ impl AppError {
             Self::BadRequest { .. } => "bad_request",
             Self::Unprocessable { .. } => "invalid_field",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyTimeout(_) => "request_timeout",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Conflict(_) => "conflict",
             Self::PaymentDeclined(_) => "card_declined",

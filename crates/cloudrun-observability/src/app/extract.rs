@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
 use super::error::AppError;
+use super::server::BodyReadTimeout;
 
 /// The largest request body accepted; anything above is answered 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -63,8 +64,25 @@ fn body_error(rejection: BytesRejection) -> AppError {
         BytesRejection::FailedToBufferBody(FailedToBufferBody::LengthLimitError(_)) => {
             AppError::PayloadTooLarge { limit: BODY_LIMIT }
         }
-        other => AppError::bad_request(other.body_text()),
+        other => match body_timeout(&other) {
+            Some(timeout) => AppError::BodyTimeout(BodyReadTimeout {
+                budget_ms: timeout.budget_ms,
+            }),
+            None => AppError::bad_request(other.body_text()),
+        },
     }
+}
+
+/// The body's read deadline passing, somewhere in the rejection's causes.
+fn body_timeout(rejection: &BytesRejection) -> Option<&BodyReadTimeout> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if let Some(timeout) = error.downcast_ref::<BodyReadTimeout>() {
+            return Some(timeout);
+        }
+        cause = error.source();
+    }
+    None
 }
 
 /// Parses `bytes` as `T`, naming the path of the field that does not fit.

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod faults;
 pub mod internal;
 pub mod orders;
+pub mod server;
 pub mod sessions;
 
 use std::future::Future;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
+use axum::Extension;
 use axum::{Json, Router};
 use serde::Serialize;
 use thiserror::Error;
@@ -30,9 +32,11 @@ use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use self::downstream::DownstreamClient;
+use self::server::ReadTimeouts;
 use self::sessions::{SessionLayerState, SessionTracker};
 use crate::config::Config;
 use crate::platform::metadata::MetadataClient;
+use crate::telemetry::http_request::TrustedHops;
 use crate::telemetry::middleware;
 
 /// How long in-flight requests may take to finish after the shutdown signal.
@@ -76,6 +80,7 @@ pub struct Application {
     local_addr: SocketAddr,
     router: Router,
     sessions: Arc<SessionTracker>,
+    timeouts: ReadTimeouts,
 }
 
 impl Application {
@@ -113,12 +118,17 @@ impl Application {
             fault_routes: config.enable_fault_routes,
             telemetry: config.telemetry_enabled,
             secure_cookies: config.cloud_run.is_some(),
+            trusted_hops: TrustedHops(config.forwarded_for_trusted_hops),
         };
         Ok(Self {
             listener,
             local_addr,
             router: router(state, options),
             sessions,
+            timeouts: ReadTimeouts {
+                header: config.header_read_timeout,
+                body: config.body_read_timeout,
+            },
         })
     }
 
@@ -145,12 +155,10 @@ impl Application {
             tracing::info!("shutdown signal received; draining in-flight requests");
             let _ = stopping_tx.send(());
         };
-        let server = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(signal);
+        let server = async {
+            server::serve(self.listener, self.router, self.timeouts, signal).await;
+            Ok(())
+        };
         let drain_deadline = async {
             if stopping_rx.await.is_ok() {
                 tokio::time::sleep(DRAIN_TIMEOUT).await;
@@ -188,6 +196,8 @@ pub struct RouterOptions {
     pub fault_routes: bool,
     pub telemetry: bool,
     pub secure_cookies: bool,
+    /// Whose `X-Forwarded-For` entries name the client.
+    pub trusted_hops: TrustedHops,
 }
 
 /// All routes and middleware.
@@ -226,7 +236,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state);
     if options.telemetry {
-        router.layer(axum::middleware::from_fn(middleware::track_request))
+        router
+            .layer(axum::middleware::from_fn(middleware::track_request))
+            // Outside the middleware, so that it reads it on each request.
+            .layer(Extension(options.trusted_hops))
     } else {
         router
     }

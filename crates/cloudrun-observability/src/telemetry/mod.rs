@@ -9,11 +9,15 @@
 //! - [`metrics`]: the request metrics and their Cloud Monitoring exporter.
 //! - [`middleware`]: the HTTP middleware that gives each request its span
 //!   and trace context, records its metrics and writes its request line.
+//! - [`http_request`]: the request's `httpRequest` fields, read from
+//!   untrusted input: the URL with its credentials redacted, the client's
+//!   address.
 //! - [`resource`]: who this instance is (Cloud Run service, revision, region).
 //! - [`export`]: where telemetry goes, the one gRPC client setup, and the
 //!   export health counters.
 
 pub mod export;
+pub mod http_request;
 pub mod logs;
 pub mod metrics;
 pub mod middleware;

@@ -21,6 +21,7 @@ mod logging;
 mod metrics;
 mod otlp_credentials;
 mod otlp_metrics;
+mod protections;
 mod security;
 mod shutdown_under_load;
 mod slo;

@@ -10,10 +10,12 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::panic::Location;
 
 use serde::Serialize;
+
+use crate::telemetry::logs::format::MAX_VALUE_BYTES;
+use crate::telemetry::logs::json;
 
 /// What kind of failure an error entry reports; the `errorType` field of the
 /// entry and, later, the `error.type` attribute of the error metric.
@@ -104,14 +106,6 @@ pub struct ServiceContext {
     pub version: String,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ReportContext<'a> {
-    report_location: &'a ReportLocation,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    http_request: Option<&'a HttpContext>,
-}
-
 const REPORTED_ERROR_EVENT: &str =
     "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent";
 
@@ -126,22 +120,16 @@ thread_local! {
 /// What the log writer adds to the line of an error entry.
 pub(crate) struct PendingReport {
     /// `"@type":…,"context":{…}` without the surrounding braces.
-    pub json_fields: String,
+    pub json_fields: Vec<u8>,
     pub location: ReportLocation,
 }
 
 /// Logs `report` once, as an ERROR entry with the Error Reporting fields.
+/// Its strings are capped as every logged string is (the request's user
+/// agent and URL come from the client), so that the entry stays within
+/// Cloud Logging's limit and reaches Error Reporting.
 pub fn emit(report: &ErrorReport, http: Option<&HttpContext>) {
-    let context = ReportContext {
-        report_location: &report.location,
-        http_request: http,
-    };
-    let mut json_fields = String::with_capacity(256);
-    let _ = write!(
-        json_fields,
-        "\"@type\":\"{REPORTED_ERROR_EVENT}\",\"context\":{}",
-        serde_json::to_string(&context).unwrap_or_else(|_| "{}".to_owned())
-    );
+    let json_fields = report_fields(&report.location, http);
     PENDING_REPORT.with(|pending| {
         *pending.borrow_mut() = Some(PendingReport {
             json_fields,
@@ -164,6 +152,44 @@ pub fn emit(report: &ErrorReport, http: Option<&HttpContext>) {
     // The event may have been filtered out; never let its fields leak into
     // the next line.
     PENDING_REPORT.with(|pending| pending.borrow_mut().take());
+}
+
+/// `"@type":…,"context":{"reportLocation":{…},"httpRequest":{…}}`, every
+/// string capped at [`MAX_VALUE_BYTES`].
+fn report_fields(location: &ReportLocation, http: Option<&HttpContext>) -> Vec<u8> {
+    let string =
+        |out: &mut Vec<u8>, value: &str| json::push_string_capped(out, value, MAX_VALUE_BYTES);
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"\"@type\":\"");
+    out.extend_from_slice(REPORTED_ERROR_EVENT.as_bytes());
+    out.extend_from_slice(b"\",\"context\":{\"reportLocation\":{\"filePath\":");
+    string(&mut out, &location.file_path);
+    out.extend_from_slice(b",\"lineNumber\":");
+    json::push_u64(&mut out, u64::from(location.line_number));
+    out.extend_from_slice(b",\"functionName\":");
+    string(&mut out, &location.function_name);
+    out.push(b'}');
+    if let Some(http) = http {
+        out.extend_from_slice(b",\"httpRequest\":{\"method\":");
+        string(&mut out, &http.method);
+        out.extend_from_slice(b",\"url\":");
+        string(&mut out, &http.url);
+        if let Some(user_agent) = &http.user_agent {
+            out.extend_from_slice(b",\"userAgent\":");
+            string(&mut out, user_agent);
+        }
+        if let Some(remote_ip) = &http.remote_ip {
+            out.extend_from_slice(b",\"remoteIp\":");
+            string(&mut out, remote_ip);
+        }
+        if let Some(status) = http.response_status_code {
+            out.extend_from_slice(b",\"responseStatusCode\":");
+            json::push_u64(&mut out, u64::from(status));
+        }
+        out.push(b'}');
+    }
+    out.push(b'}');
+    out
 }
 
 /// Runs `f` on the Error Reporting fields pending for the line being written.
@@ -228,6 +254,70 @@ mod tests {
         assert_eq!(
             cause_chain(&error),
             "loading record 7: invalid price '12,5': invalid float literal"
+        );
+    }
+
+    #[test]
+    fn the_report_fields_are_what_serde_wrote_before() {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct ReportContext<'a> {
+            report_location: &'a ReportLocation,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            http_request: Option<&'a HttpContext>,
+        }
+        let location = ReportLocation {
+            file_path: Cow::Borrowed("src/app/\"x\".rs"),
+            line_number: 12,
+            function_name: Cow::Borrowed("app::x"),
+        };
+        let full = HttpContext {
+            method: "GET".to_owned(),
+            url: "/a?b=\u{1}".to_owned(),
+            user_agent: Some("curl/8 é".to_owned()),
+            remote_ip: Some("203.0.113.9".to_owned()),
+            response_status_code: Some(500),
+        };
+        let bare = HttpContext {
+            user_agent: None,
+            remote_ip: None,
+            response_status_code: None,
+            ..full.clone()
+        };
+        for http in [None, Some(&full), Some(&bare)] {
+            let context = ReportContext {
+                report_location: &location,
+                http_request: http,
+            };
+            let expected = format!(
+                "\"@type\":\"{REPORTED_ERROR_EVENT}\",\"context\":{}",
+                serde_json::to_string(&context).unwrap()
+            );
+            let written = String::from_utf8(report_fields(&location, http)).unwrap();
+            assert_eq!(written, expected);
+        }
+    }
+
+    #[test]
+    fn a_megabyte_user_agent_is_capped_in_the_report() {
+        let location = ReportLocation::from_caller(Location::caller());
+        let http = HttpContext {
+            method: "GET".to_owned(),
+            url: format!("/{}", "u".repeat(1024 * 1024)),
+            user_agent: Some("a".repeat(1024 * 1024)),
+            ..HttpContext::default()
+        };
+        let fields = report_fields(&location, Some(&http));
+        assert!(fields.len() < 3 * MAX_VALUE_BYTES, "{}", fields.len());
+        let object: serde_json::Value =
+            serde_json::from_slice(&[b"{", &fields[..], b"}"].concat()).unwrap();
+        let user_agent = object["context"]["httpRequest"]["userAgent"]
+            .as_str()
+            .unwrap();
+        assert!(
+            user_agent.ends_with(" bytes]"),
+            "{}",
+            &user_agent[user_agent.len() - 40..]
         );
     }
 

@@ -20,6 +20,14 @@
 //!
 //! Values are escaped as they are written, so user input stays inside JSON
 //! strings; no `serde_json::Value` or `String` is made per field.
+//!
+//! Cloud Logging refuses an entry over 256 KiB, and an error entry it
+//! refuses is missing from Error Reporting and the ERROR log-based metric
+//! too. So every string value is capped as it is written
+//! ([`MAX_MESSAGE_BYTES`] for `message`, [`MAX_VALUE_BYTES`] for the
+//! others), and a line that still comes out over [`MAX_LINE_BYTES`] (an
+//! event with many big fields) is written again with the
+//! [`Caps::TIGHT`] caps. The entry is always written, whole and valid.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -33,6 +41,47 @@ use tracing_subscriber::Layer;
 use crate::telemetry::logs::error_reporting::{self, ServiceContext};
 use crate::telemetry::logs::json;
 use crate::telemetry::traces::context::TraceContext;
+
+/// The most bytes of a line, newline included: Cloud Logging's 256 KiB
+/// entry limit less room for what the logging agent adds (resource,
+/// labels, timestamps, log name).
+pub const MAX_LINE_BYTES: usize = 240 * 1024;
+
+/// The most bytes of the `message` field, escapes included: the error's
+/// whole cause chain or a panic's message and bounded backtrace fit.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The most bytes of any other string value (a user agent, a URL).
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// The caps on string values a line is written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caps {
+    pub message: usize,
+    pub value: usize,
+}
+
+impl Caps {
+    /// For every line.
+    pub const NORMAL: Self = Self {
+        message: MAX_MESSAGE_BYTES,
+        value: MAX_VALUE_BYTES,
+    };
+    /// For a line that came out too long with [`Caps::NORMAL`]: with
+    /// `tracing`'s 32 fields an event at most, it stays far below the limit.
+    pub const TIGHT: Self = Self {
+        message: 16 * 1024,
+        value: 1024,
+    };
+
+    fn of(self, field: &Field) -> usize {
+        if field.name() == "message" {
+            self.message
+        } else {
+            self.value
+        }
+    }
+}
 
 /// Where complete lines go: the batched stdout writer in the service, a
 /// buffer in tests and benchmarks.
@@ -100,16 +149,37 @@ where
                 .find_map(|span| span.extensions().get::<TraceContext>().copied())
         });
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut scratch) => self.format(&mut scratch, event, trace.as_ref()),
+            Ok(mut scratch) => self.format_within_limit(&mut scratch, event, trace.as_ref()),
             // An event logged while formatting another (a field's `Debug`
             // that logs): format it in buffers of its own.
-            Err(_) => self.format(&mut Scratch::default(), event, trace.as_ref()),
+            Err(_) => self.format_within_limit(&mut Scratch::default(), event, trace.as_ref()),
         });
     }
 }
 
 impl<O: LineOutput> CloudLoggingLayer<O> {
-    fn format(&self, scratch: &mut Scratch, event: &Event<'_>, trace: Option<&TraceContext>) {
+    /// Formats the event's line, again with tighter caps when it came out
+    /// over [`MAX_LINE_BYTES`], and hands it to the output.
+    fn format_within_limit(
+        &self,
+        scratch: &mut Scratch,
+        event: &Event<'_>,
+        trace: Option<&TraceContext>,
+    ) {
+        self.format(scratch, event, trace, Caps::NORMAL);
+        if scratch.line.len() > MAX_LINE_BYTES {
+            self.format(scratch, event, trace, Caps::TIGHT);
+        }
+        self.output.write_line(&scratch.line);
+    }
+
+    fn format(
+        &self,
+        scratch: &mut Scratch,
+        event: &Event<'_>,
+        trace: Option<&TraceContext>,
+        caps: Caps,
+    ) {
         let Scratch {
             line,
             values,
@@ -120,7 +190,11 @@ impl<O: LineOutput> CloudLoggingLayer<O> {
         line.clear();
         values.clear();
         fields.clear();
-        event.record(&mut Collect { values, fields });
+        event.record(&mut Collect {
+            values,
+            fields,
+            caps,
+        });
         // Sorted by name, as a map keyed by name would list them; of two
         // fields with one name the later wins.
         fields.sort_by(|a, b| a.name.cmp(b.name));
@@ -186,7 +260,7 @@ impl<O: LineOutput> CloudLoggingLayer<O> {
         error_reporting::with_pending_report(|report| match report {
             Some(report) => {
                 line.push(b',');
-                line.extend_from_slice(report.json_fields.as_bytes());
+                line.extend_from_slice(&report.json_fields);
                 line.push(b',');
                 line.extend_from_slice(&self.service_context_field);
                 push_source_location(
@@ -208,7 +282,6 @@ impl<O: LineOutput> CloudLoggingLayer<O> {
             }
         });
         line.extend_from_slice(b"}\n");
-        self.output.write_line(line);
     }
 }
 
@@ -329,6 +402,7 @@ fn severity_of_field(field: &FieldValue, values: &[u8]) -> &'static str {
 struct Collect<'a> {
     values: &'a mut Vec<u8>,
     fields: &'a mut Vec<FieldValue>,
+    caps: Caps,
 }
 
 impl Collect<'_> {
@@ -360,10 +434,147 @@ impl Visit for Collect<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, true, |out| json::push_string(out, value));
+        let max = self.caps.of(field);
+        self.push(field, true, |out| json::push_string_capped(out, value, max));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, true, |out| json::push_debug_string(out, value));
+        let max = self.caps.of(field);
+        self.push(field, true, |out| {
+            json::push_debug_string_capped(out, value, max)
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::telemetry::logs::error_reporting::{
+        ErrorReport, ErrorType, HttpContext, ReportLocation,
+    };
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<Vec<u8>>>>);
+
+    impl LineOutput for Lines {
+        fn write_line(&self, line: &[u8]) {
+            self.0.lock().unwrap().push(line.to_vec());
+        }
+    }
+
+    /// The lines `log` writes, each checked to be within the limit and
+    /// parsed.
+    fn lines_of(log: impl FnOnce()) -> Vec<serde_json::Value> {
+        let lines = Lines::default();
+        let context = ServiceContext {
+            service: "shop".to_owned(),
+            version: "1".to_owned(),
+        };
+        let layer = CloudLoggingLayer::new(lines.clone(), "p", &context);
+        tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), log);
+        let written = lines.0.lock().unwrap();
+        written
+            .iter()
+            .map(|line| {
+                assert!(
+                    line.len() <= MAX_LINE_BYTES,
+                    "a line of {} bytes",
+                    line.len()
+                );
+                serde_json::from_slice(line).unwrap()
+            })
+            .collect()
+    }
+
+    const MIB: usize = 1024 * 1024;
+
+    #[test]
+    fn an_error_entry_with_a_megabyte_user_agent_url_and_message_is_written_whole() {
+        let report = ErrorReport {
+            error_type: ErrorType::HandlerError,
+            message: format!("loading book: {}", "m".repeat(MIB)),
+            location: ReportLocation::from_caller(std::panic::Location::caller()),
+            dependency: None,
+        };
+        let http = HttpContext {
+            method: "GET".to_owned(),
+            url: format!("/api/books/1?q={}", "u".repeat(MIB)),
+            user_agent: Some(format!("evil/{}", "\u{1}".repeat(MIB))),
+            remote_ip: Some("203.0.113.9".to_owned()),
+            response_status_code: Some(500),
+        };
+        let lines = lines_of(|| error_reporting::emit(&report, Some(&http)));
+        assert_eq!(lines.len(), 1);
+        let entry = &lines[0];
+        assert_eq!(entry["severity"], "ERROR");
+        assert_eq!(
+            entry["@type"],
+            "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent"
+        );
+        assert_eq!(entry["serviceContext"]["service"], "shop");
+        let message = entry["message"].as_str().unwrap();
+        assert!(message.starts_with("loading book: mmm"));
+        assert!(
+            message.ends_with(" bytes]"),
+            "{}",
+            &message[message.len() - 40..]
+        );
+        let request = &entry["context"]["httpRequest"];
+        assert_eq!(request["remoteIp"], "203.0.113.9");
+        assert_eq!(request["responseStatusCode"], 500);
+        for field in ["url", "userAgent"] {
+            let value = request[field].as_str().unwrap();
+            assert!(value.contains("…[truncated "), "{field}");
+        }
+    }
+
+    #[test]
+    fn a_request_line_with_huge_fields_stays_within_the_limit() {
+        let huge = "h".repeat(MIB);
+        let lines = lines_of(|| {
+            tracing::info!(
+                http_request.request_url = %huge,
+                http_request.user_agent = huge.as_str(),
+                route = huge.as_str(),
+                "GET {huge} 200"
+            )
+        });
+        let entry = &lines[0];
+        let url = entry["httpRequest"]["requestUrl"].as_str().unwrap();
+        assert!(
+            url.len() <= MAX_VALUE_BYTES && url.ends_with(" bytes]"),
+            "{}",
+            url.len()
+        );
+        assert!(entry["message"].as_str().unwrap().len() <= MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn an_event_too_big_for_the_normal_caps_is_written_with_the_tight_ones() {
+        let big = "b".repeat(MAX_VALUE_BYTES);
+        let lines = lines_of(|| {
+            tracing::warn!(
+                a0 = %big, a1 = %big, a2 = %big, a3 = %big, a4 = %big, a5 = %big,
+                a6 = %big, a7 = %big, a8 = %big, a9 = %big, b0 = %big, b1 = %big,
+                b2 = %big, b3 = %big, b4 = %big, b5 = %big, b6 = %big, b7 = %big,
+                "{big}"
+            )
+        });
+        let entry = &lines[0];
+        assert_eq!(entry["severity"], "WARNING");
+        let a0 = entry["a0"].as_str().unwrap();
+        assert!(
+            a0.len() <= Caps::TIGHT.value && a0.ends_with(" bytes]"),
+            "{a0}"
+        );
+        assert_eq!(
+            entry["message"].as_str().unwrap(),
+            big,
+            "the message fits the tight cap"
+        );
     }
 }

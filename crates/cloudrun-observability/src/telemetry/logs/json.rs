@@ -6,6 +6,12 @@
 //! escaped as `serde_json` escapes them, keys camel-cased as the `Inflector`
 //! crate does, the time as `time`'s RFC 3339. The tests hold each piece to
 //! the crate it replaces.
+//!
+//! Strings from outside (a user agent, a URL, an error's message) can be
+//! of any length, and Cloud Logging drops an entry over 256 KiB whole: the
+//! `_capped` writers keep a string to a number of bytes, escapes counted,
+//! cutting it at a character and marking the cut with
+//! `…[truncated N bytes]` (N counted in the original string).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -82,6 +88,138 @@ impl fmt::Write for Escaping<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         push_escaped(self.0, text);
         Ok(())
+    }
+}
+
+/// The longest truncation marker: `…` (3 bytes), `[truncated `, 20 digits,
+/// ` bytes]`.
+const MARKER_MAX: usize = 3 + 11 + 20 + 7;
+
+/// Appends `value` as a JSON string whose content (between the quotes) is
+/// at most `max` bytes, escapes included; cut and marked when longer. A
+/// `max` below the marker's length keeps just the marker.
+pub fn push_string_capped(out: &mut Vec<u8>, value: &str, max: usize) {
+    out.push(b'"');
+    let mut capped = Capped::new(out, max);
+    capped.push(value);
+    capped.finish();
+    out.push(b'"');
+}
+
+/// [`push_debug_string`], capped as [`push_string_capped`] caps: a huge
+/// `Debug` is formatted to the end but not kept.
+pub fn push_debug_string_capped(out: &mut Vec<u8>, value: &dyn fmt::Debug, max: usize) {
+    out.push(b'"');
+    let mut capped = Capped::new(out, max);
+    let _ = fmt::write(&mut capped, format_args!("{value:?}"));
+    capped.finish();
+    out.push(b'"');
+}
+
+/// Escapes text into `out` until the escaped content reaches `max` bytes,
+/// then only counts what it leaves out.
+struct Capped<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    max: usize,
+    /// Bytes of the original text not written.
+    dropped: usize,
+}
+
+impl<'a> Capped<'a> {
+    fn new(out: &'a mut Vec<u8>, max: usize) -> Self {
+        let start = out.len();
+        Self {
+            out,
+            start,
+            max,
+            dropped: 0,
+        }
+    }
+
+    fn push(&mut self, text: &str) {
+        if self.dropped > 0 {
+            self.dropped += text.len();
+            return;
+        }
+        let room = self.max - (self.out.len() - self.start);
+        // No character escapes to more than 6 bytes: most text needs no count.
+        if text.len().saturating_mul(6) <= room {
+            push_escaped(self.out, text);
+            return;
+        }
+        let mut used = 0;
+        for (index, character) in text.char_indices() {
+            let width = match character.len_utf8() {
+                1 => escaped_width(character as u8),
+                wide => wide,
+            };
+            if used + width > room {
+                push_escaped(self.out, &text[..index]);
+                self.dropped = text.len() - index;
+                return;
+            }
+            used += width;
+        }
+        push_escaped(self.out, text);
+    }
+
+    /// When something was left out: takes whole characters (or escapes) off
+    /// the end until the marker fits within `max`, and writes it.
+    fn finish(self) {
+        if self.dropped == 0 {
+            return;
+        }
+        let written = &self.out[self.start..];
+        let keep_at_most = self.max.saturating_sub(MARKER_MAX);
+        let mut cut = 0;
+        while cut < written.len() {
+            let next = cut + token_len(written, cut);
+            if next > keep_at_most {
+                break;
+            }
+            cut = next;
+        }
+        let mut dropped = self.dropped;
+        let mut at = cut;
+        while at < written.len() {
+            let len = token_len(written, at);
+            // An escape stands for one byte of the original.
+            dropped += if written[at] == b'\\' { 1 } else { len };
+            at += len;
+        }
+        self.out.truncate(self.start + cut);
+        self.out.extend_from_slice("…[truncated ".as_bytes());
+        push_u64(self.out, dropped as u64);
+        self.out.extend_from_slice(b" bytes]");
+    }
+}
+
+impl fmt::Write for Capped<'_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        self.push(text);
+        Ok(())
+    }
+}
+
+/// How many bytes `byte` (ASCII) takes escaped.
+fn escaped_width(byte: u8) -> usize {
+    match ESCAPE[byte as usize] {
+        0 => 1,
+        b'u' => 6,
+        _ => 2,
+    }
+}
+
+/// The length of the escape or UTF-8 character at `at` of escaped text.
+fn token_len(escaped: &[u8], at: usize) -> usize {
+    match escaped[at] {
+        b'\\' if escaped.get(at + 1) == Some(&b'u') => 6,
+        b'\\' => 2,
+        lead if lead < 0x80 => 1,
+        lead if lead >= 0xf0 => 4,
+        lead if lead >= 0xe0 => 3,
+        _ => 2,
     }
 }
 
@@ -291,10 +429,71 @@ mod tests {
         }
     }
 
+    /// The string a capped writer wrote, parsed back from its JSON.
+    fn capped(value: &str, max: usize) -> String {
+        let json = text(|out| push_string_capped(out, value, max));
+        assert!(json.len() <= max + 2, "{} > {max} + 2", json.len());
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn a_string_within_the_cap_is_written_whole() {
+        assert_eq!(capped("abc", 3), "abc");
+        assert_eq!(capped("a\"\u{1}", 9), "a\"\u{1}");
+        assert_eq!(
+            capped(&"x".repeat(16 * 1024), 16 * 1024),
+            "x".repeat(16 * 1024)
+        );
+    }
+
+    #[test]
+    fn a_long_string_is_cut_at_a_character_and_says_how_much_is_missing() {
+        let value = format!("Mozilla/{}", "é".repeat(1024 * 1024));
+        let logged = capped(&value, 100);
+        let kept = logged.split('…').next().unwrap();
+        assert!(value.starts_with(kept), "{logged}");
+        let missing = value.len() - kept.len();
+        assert!(
+            logged.ends_with(&format!("…[truncated {missing} bytes]")),
+            "{logged}"
+        );
+        // Escapes count at their escaped width and are never split.
+        let controls = "\u{1}".repeat(1000);
+        let logged = capped(&controls, 100);
+        assert!(logged.starts_with(&"\u{1}".repeat(9)), "{logged:?}");
+        assert!(logged.ends_with("…[truncated 991 bytes]"), "{logged:?}");
+    }
+
+    #[test]
+    fn a_huge_debug_value_is_capped_too() {
+        let value = vec![7u8; 1024 * 1024];
+        let json = text(|out| push_debug_string_capped(out, &value, 1000));
+        assert!(json.len() <= 1002);
+        let logged: String = serde_json::from_str(&json).unwrap();
+        assert!(logged.starts_with("[7, 7, "), "{logged}");
+        let full = format!("{value:?}");
+        let kept = logged.split('…').next().unwrap();
+        assert!(logged.ends_with(&format!("…[truncated {} bytes]", full.len() - kept.len())));
+    }
+
     proptest! {
         #[test]
         fn any_string_escapes_as_serde_json_does(value in any::<String>()) {
             prop_assert_eq!(text(|out| push_string(out, &value)), serde_json::to_string(&value).unwrap());
+        }
+
+        #[test]
+        fn any_capped_string_is_valid_json_within_the_cap_and_a_prefix_of_the_original(
+            value in any::<String>(),
+            max in 0usize..200,
+        ) {
+            let json = text(|out| push_string_capped(out, &value, max.max(MARKER_MAX)));
+            prop_assert!(json.len() <= max.max(MARKER_MAX) + 2);
+            let logged: String = serde_json::from_str(&json).unwrap();
+            match logged.split_once("…[truncated ") {
+                Some((kept, _)) if logged != value => prop_assert!(value.starts_with(kept)),
+                _ => prop_assert_eq!(&logged, &value),
+            }
         }
 
         #[test]
