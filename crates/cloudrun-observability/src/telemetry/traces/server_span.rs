@@ -134,7 +134,7 @@ fn attributes(request: &RequestAttributes<'_>) -> Vec<KeyValue> {
     if let Some(route) = request.route {
         attributes.push(KeyValue::new("http.route", route));
     }
-    attributes.push(KeyValue::new("url.path", request.path.to_owned()));
+    attributes.push(KeyValue::new("url.path", capped(request.path)));
     let optional = [
         ("server.address", request.host),
         ("user_agent.original", request.user_agent),
@@ -142,10 +142,24 @@ fn attributes(request: &RequestAttributes<'_>) -> Vec<KeyValue> {
     ];
     for (key, value) in optional {
         if let Some(value) = value {
-            attributes.push(KeyValue::new(key, value.to_owned()));
+            attributes.push(KeyValue::new(key, capped(value)));
         }
     }
     attributes
+}
+
+/// The longest attribute value kept from the request: the values come from
+/// the client (a user agent can be a megabyte), and Cloud Trace keeps 256
+/// bytes of an attribute value anyway.
+const MAX_ATTRIBUTE_BYTES: usize = 1024;
+
+/// `value`, cut at a character boundary to at most [`MAX_ATTRIBUTE_BYTES`].
+fn capped(value: &str) -> String {
+    let mut end = value.len().min(MAX_ATTRIBUTE_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_owned()
 }
 
 /// The method as a static string for the standard methods (no allocation),
@@ -220,6 +234,15 @@ mod tests {
             (Cow::Borrowed(a), Cow::Borrowed(b)) => assert!(std::ptr::eq(a, b)),
             _ => panic!("standard methods with a route are interned"),
         }
+    }
+
+    #[test]
+    fn values_from_the_client_are_capped_at_a_character_boundary() {
+        assert_eq!(capped("wrk/4.1.0"), "wrk/4.1.0");
+        let long = "é".repeat(MAX_ATTRIBUTE_BYTES);
+        let kept = capped(&long);
+        assert!(kept.len() <= MAX_ATTRIBUTE_BYTES && kept.len() >= MAX_ATTRIBUTE_BYTES - 1);
+        assert!(long.starts_with(&kept));
     }
 
     #[test]
