@@ -5,6 +5,7 @@
 mod helpers;
 
 mod concurrency;
+mod console_pages;
 mod memory;
 mod metrics_read;
 mod metrics_write;
