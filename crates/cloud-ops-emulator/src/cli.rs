@@ -11,6 +11,8 @@ use crate::terraform::VariableInputs;
 use crate::time::scale::TimeScale;
 use crate::EmulatorConfig;
 
+const MIB: usize = 1024 * 1024;
+
 /// Run the local Cloud Trace and Cloud Monitoring emulator.
 ///
 /// Point a service at it with CLOUD_OPS_EMULATOR_HOST=HOST:PORT.
@@ -29,6 +31,17 @@ pub struct EmulatorArgs {
     /// Metric points kept in memory; the oldest are dropped beyond.
     #[arg(long, default_value_t = EmulatorConfig::default().max_points)]
     pub max_points: usize,
+    /// Memory for spans, in MiB (estimated); the oldest are dropped beyond.
+    #[arg(long, value_name = "MIB", default_value_t = EmulatorConfig::default().max_span_bytes / MIB)]
+    pub max_span_mib: usize,
+    /// Memory for metric series and points, in MiB (estimated); the oldest
+    /// points, and series left without any, are dropped beyond.
+    #[arg(long, value_name = "MIB", default_value_t = EmulatorConfig::default().max_metric_bytes / MIB)]
+    pub max_metric_mib: usize,
+    /// Memory for log entries, in MiB (estimated from the parsed entries,
+    /// not their lines); the oldest are dropped beyond.
+    #[arg(long, value_name = "MIB", default_value_t = EmulatorConfig::default().max_log_bytes / MIB)]
+    pub max_log_mib: usize,
     /// `-`: read a service's stdout log lines from stdin and show them in
     /// the console (`cloudrun-observability serve | cloudrun-observability emulator --logs -`).
     #[arg(long, value_name = "-", value_parser = ["-"])]
@@ -95,6 +108,9 @@ impl EmulatorArgs {
             port: self.port,
             max_spans: self.max_spans,
             max_points: self.max_points,
+            max_span_bytes: self.max_span_mib.saturating_mul(MIB),
+            max_metric_bytes: self.max_metric_mib.saturating_mul(MIB),
+            max_log_bytes: self.max_log_mib.saturating_mul(MIB),
             alerting,
             otlp_grpc_port: Some(self.otlp_grpc_port).filter(|p| *p != 0),
             otlp_http_port: Some(self.otlp_http_port).filter(|p| *p != 0),

@@ -22,6 +22,7 @@
 pub mod alerting;
 pub mod cli;
 pub mod console;
+pub mod deadline;
 pub(crate) mod grpc;
 pub(crate) mod guard;
 pub(crate) mod json;
@@ -66,13 +67,19 @@ pub struct EmulatorConfig {
     pub port: u16,
     /// Spans kept in memory; the oldest are dropped (and counted) beyond it.
     pub max_spans: usize,
+    /// Estimated bytes of spans kept; the oldest are dropped beyond it.
+    pub max_span_bytes: usize,
     /// Metric points kept in memory over all series; oldest dropped first.
     pub max_points: usize,
+    /// Estimated bytes of metric series and points kept; the oldest points
+    /// (and series left without points) are dropped beyond it.
+    pub max_metric_bytes: usize,
     /// Minimum time between two points of one series (M8). Google documents 5 s.
     pub min_sampling_period: Duration,
     /// Log entries kept for the console; the oldest are dropped beyond it.
     pub max_log_entries: usize,
-    /// Bytes of log lines kept for the console; the oldest go first beyond it.
+    /// Estimated bytes of parsed log entries kept for the console; the
+    /// oldest go first beyond it.
     pub max_log_bytes: usize,
     /// The Cloud Run service the log lines come from: their `resource`.
     pub log_source: logging::store::LogSource,
@@ -96,7 +103,9 @@ impl Default for EmulatorConfig {
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 8085,
             max_spans: 100_000,
+            max_span_bytes: trace::store::DEFAULT_MAX_BYTES,
             max_points: 1_000_000,
+            max_metric_bytes: monitoring::store::DEFAULT_MAX_BYTES,
             min_sampling_period: Duration::from_secs(5),
             max_log_entries: 20_000,
             max_log_bytes: 64 * 1024 * 1024,
@@ -176,8 +185,9 @@ impl EmulatorStore {
             .as_ref()
             .map_or(time::scale::TimeScale::REAL_TIME, |a| a.time_scale);
         Self {
-            traces: TraceStore::new(config.max_spans),
-            metrics: MetricStore::new(config.max_points, scale.scale(config.min_sampling_period)),
+            traces: TraceStore::new(config.max_spans).with_max_bytes(config.max_span_bytes),
+            metrics: MetricStore::new(config.max_points, scale.scale(config.min_sampling_period))
+                .with_max_bytes(config.max_metric_bytes),
             logs: LogStore::with_source(
                 config.max_log_entries,
                 config.max_log_bytes,

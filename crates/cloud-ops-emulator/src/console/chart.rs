@@ -40,11 +40,18 @@ pub struct Chart<'a> {
     pub lines: Vec<Line>,
 }
 
+/// Lines drawn in one chart: one per route or label value, and a client
+/// chooses how many of those there are.
+const MAX_LINES: usize = 16;
+
 impl Chart<'_> {
-    /// The chart as an inline `<svg>` with its title and legend.
+    /// The chart as an inline `<svg>` with its title and legend; lines past
+    /// [`MAX_LINES`] are left out and counted in the legend.
     pub fn render(&self) -> Markup {
         let max = self.y_max();
-        let points: usize = self.lines.iter().map(|l| l.points.len()).sum();
+        let shown = &self.lines[..self.lines.len().min(MAX_LINES)];
+        let hidden = self.lines.len() - shown.len();
+        let points: usize = shown.iter().map(|l| l.points.len()).sum();
         html! {
             div.chart {
                 b { (self.title) }
@@ -55,10 +62,11 @@ impl Chart<'_> {
                     @if points == 0 {
                         text x=(LEFT + 10.0) y=(TOP + 30.0) fill="#5f6368" { "No data in this window" }
                     }
-                    @for (i, line) in self.lines.iter().enumerate() { (self.line(line, COLOURS[i % COLOURS.len()], max)) }
+                    @for (i, line) in shown.iter().enumerate() { (self.line(line, COLOURS[i % COLOURS.len()], max)) }
                 }
                 div.legend {
-                    @for (i, line) in self.lines.iter().enumerate() {
+                    @if hidden > 0 { span.muted { "(" (hidden) " more not drawn) " } }
+                    @for (i, line) in shown.iter().enumerate() {
                         span style="margin-right:14px;white-space:nowrap" {
                             span style=(format!("display:inline-block;width:10px;height:10px;background:{};margin-right:4px", COLOURS[i % COLOURS.len()])) {}
                             (line.name)

@@ -17,6 +17,11 @@ use crate::EmulatorStore;
 /// What identifies a group: error type, file, line.
 pub type GroupKey = (String, String, u32);
 
+/// What the page shows of a group's sample message; its log entry has it whole.
+const SAMPLE_BYTES: usize = 512;
+/// Groups shown, the most recently seen first.
+const GROUPS_SHOWN: usize = 200;
+
 /// One group of error events.
 #[derive(Debug, Clone)]
 pub struct ErrorGroup {
@@ -63,7 +68,10 @@ pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
         group.first_seen = group.first_seen.min(entry.timestamp_nanos);
         group.last_seen = group.last_seen.max(entry.timestamp_nanos);
         group.sample_id = entry.id;
-        group.sample_message = entry.message.lines().next().unwrap_or_default().to_owned();
+        group.sample_message = crate::grpc::clip_to(
+            entry.message.lines().next().unwrap_or_default(),
+            SAMPLE_BYTES,
+        );
         group.sample_trace = entry.trace.as_ref().map(|(_, t)| t.clone());
     }
     let mut out: Vec<ErrorGroup> = groups.into_values().collect();
@@ -75,13 +83,16 @@ pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
 pub async fn page(State(store): State<EmulatorStore>) -> Markup {
     let groups = group(&store.logs.entries());
     let body = html! {
-        p.muted { (groups.len()) " error groups, from the Error Reporting entries among the stored logs; grouped by error type and location." }
+        p.muted {
+            (groups.len()) " error groups, from the Error Reporting entries among the stored logs; grouped by error type and location."
+            @if groups.len() > GROUPS_SHOWN { " The " (GROUPS_SHOWN) " seen most recently are shown." }
+        }
         @if groups.is_empty() {
             p #no-errors { "No errors reported." }
         } @else {
             table #error-groups {
                 tr { th { "Error" } th { "Location" } th { "Count" } th { "First seen (UTC)" } th { "Last seen (UTC)" } th { "Sample" } }
-                @for g in &groups {
+                @for g in groups.iter().take(GROUPS_SHOWN) {
                     tr.error-group data-error-type=(g.error_type) {
                         td { span.err { (g.error_type) } @if let Some(s) = &g.service { div.muted { (s) } } }
                         td.mono { (g.file) ":" (g.line) @if let Some(f) = &g.function { div.muted { (f) } } }

@@ -19,7 +19,11 @@ use crate::EmulatorStore;
 /// The largest `POST /api/logs` body; a bigger one is answered 413.
 pub const MAX_INGEST_BYTES: usize = 4 * 1024 * 1024;
 /// Entries shown on one page: enough to read, small enough to stay fast.
-const PAGE_ENTRIES: usize = 300;
+const PAGE_ENTRIES: usize = 100;
+/// What a page shows of one entry's message and payload; the entry's own
+/// page (`?id=N`) shows it whole. Lines may be 256 KiB and their payload
+/// pretty-printed several times that: 300 of them made a 235 MB page.
+const PREVIEW_BYTES: usize = 4 * 1024;
 
 /// The console's request body limit (only `POST /api/logs` takes a body).
 pub fn body_limit() -> DefaultBodyLimit {
@@ -41,6 +45,9 @@ pub struct LogQuery {
     /// Only one entry (links from the error groups).
     #[serde(default)]
     pub id: Option<u64>,
+    /// Which page of [`PAGE_ENTRIES`] entries, from 0 (the newest).
+    #[serde(default)]
+    pub page: Option<usize>,
 }
 
 /// What the query asks for, checked.
@@ -95,12 +102,26 @@ fn contains_text(entry: &LogEntry, q: &str) -> bool {
 /// `GET /logs`.
 pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<LogQuery>) -> Markup {
     let filter = LogFilter::from_query(&query);
-    let entries = store.logs.newest(PAGE_ENTRIES, |e| filter.matches(e));
+    let page = query.page.unwrap_or(0);
+    let skip = page.saturating_mul(PAGE_ENTRIES);
+    // One more than a page says whether there is a next one.
+    let mut entries = store
+        .logs
+        .newest(skip.saturating_add(PAGE_ENTRIES + 1), |e| filter.matches(e));
+    let entries: Vec<LogEntry> = entries.drain(skip.min(entries.len())..).collect();
+    let more = entries.len() > PAGE_ENTRIES;
+    let entries = &entries[..entries.len().min(PAGE_ENTRIES)];
+    // A single entry is shown whole; a list shows previews.
+    let preview = if filter.id.is_some() {
+        usize::MAX
+    } else {
+        PREVIEW_BYTES
+    };
     let stats = store.logs.stats();
     let body = html! {
         (filter_form(&query))
         p.muted {
-            "Showing " (entries.len()) " entries, newest first (at most " (PAGE_ENTRIES) "). "
+            "Showing " (entries.len()) " entries, newest first (page " (page + 1) ", " (PAGE_ENTRIES) " a page). "
             (stats.entries_stored) " stored, " (stats.entries_dropped) " dropped by the cap, "
             (stats.lines_lost) " lost. "
             "Send lines with " code { "POST /api/logs" } " or " code { "serve | cloudrun-observability emulator --logs -" } "."
@@ -110,11 +131,35 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<LogQue
         } @else {
             table #log-entries {
                 tr { th { "Time (UTC)" } th { "Severity" } th { "Entry" } }
-                @for entry in &entries { (entry_row(entry)) }
+                @for entry in entries { (entry_row(entry, preview)) }
             }
         }
+        (pager(&query, page, more))
     };
     layout::page(Section::Logs, "Logs", body)
+}
+
+/// Links to the newer and older pages, keeping the filter.
+fn pager(query: &LogQuery, page: usize, more: bool) -> Markup {
+    let link = |page: usize| {
+        let mut url = format!("/logs?page={page}");
+        for (key, value) in [
+            ("severity", &query.severity),
+            ("q", &query.q),
+            ("trace", &query.trace),
+        ] {
+            if let Some(value) = value {
+                url.push_str(&format!("&{key}={}", super::url_encode(value)));
+            }
+        }
+        url
+    };
+    html! {
+        p.pager {
+            @if page > 0 { a href=(link(page - 1)) { "← newer" } " " }
+            @if more { a #older href=(link(page + 1)) { "older →" } }
+        }
+    }
 }
 
 fn filter_form(query: &LogQuery) -> Markup {
@@ -137,7 +182,7 @@ fn filter_form(query: &LogQuery) -> Markup {
     }
 }
 
-fn entry_row(entry: &LogEntry) -> Markup {
+fn entry_row(entry: &LogEntry, preview: usize) -> Markup {
     html! {
         tr.entry id=(format!("e{}", entry.id)) data-severity=(entry.severity.as_str()) {
             td.mono {
@@ -148,7 +193,7 @@ fn entry_row(entry: &LogEntry) -> Markup {
                 (summary(entry))
                 @if let Some(error) = &entry.error { (error_box(error)) }
                 (links(entry))
-                (details(entry))
+                (details(entry, preview))
             }
         }
     }
@@ -156,7 +201,10 @@ fn entry_row(entry: &LogEntry) -> Markup {
 
 /// The request line readably, else the message's first line.
 fn summary(entry: &LogEntry) -> Markup {
-    let first_line = entry.message.lines().next().unwrap_or_default();
+    let first_line = clip(
+        entry.message.lines().next().unwrap_or_default(),
+        PREVIEW_BYTES,
+    );
     html! {
         @if let Some(http) = &entry.http_request {
             div.http { (http_request(http)) }
@@ -223,8 +271,17 @@ fn links(entry: &LogEntry) -> Markup {
     }
 }
 
-fn details(entry: &LogEntry) -> Markup {
-    let payload = serde_json::to_string_pretty(&entry.payload).unwrap_or_default();
+/// `text` cut to `limit` bytes on a character boundary, saying how much was cut.
+fn clip(text: &str, limit: usize) -> String {
+    crate::grpc::clip_to(text, limit)
+}
+
+fn details(entry: &LogEntry, preview: usize) -> Markup {
+    let payload = clip(
+        &serde_json::to_string_pretty(&entry.payload).unwrap_or_default(),
+        preview,
+    );
+    let message = clip(&entry.message, preview);
     html! {
         details {
             summary { "details" }
@@ -239,7 +296,7 @@ fn details(entry: &LogEntry) -> Markup {
             }
             @if entry.text_payload {
                 div.muted { "textPayload" }
-                pre { (entry.message) }
+                pre { (message) }
             } @else {
                 div.muted { "jsonPayload" }
                 pre { (payload) }
@@ -328,7 +385,11 @@ mod tests {
 
     #[test]
     fn user_input_in_an_entry_is_escaped() {
-        let html = entry_row(&entry(r#"{"message":"<img src=x onerror=alert(1)>"}"#)).into_string();
+        let html = entry_row(
+            &entry(r#"{"message":"<img src=x onerror=alert(1)>"}"#),
+            PREVIEW_BYTES,
+        )
+        .into_string();
         assert!(!html.contains("<img"));
         assert!(html.contains("&lt;img"));
     }

@@ -80,6 +80,8 @@ pub const WINDOWS: [(&str, i64, i64); 5] = [
     ("1d", 86_400, 3600),
 ];
 const DEFAULT_WINDOW: usize = 1;
+/// Projects and routes listed on the page: clients choose how many there are.
+const LISTED: usize = 100;
 
 /// `/metrics` query.
 #[derive(Debug, Default, Deserialize)]
@@ -527,7 +529,8 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<Metric
             span.muted { " · project " (project) " · aligned every " (layout::number(window.period_seconds())) " s" " · ending " (layout::time(window.end)) " UTC" }
         }
         @if projects.len() > 1 {
-            p { "Projects: " @for p in &projects { a href=(format!("/metrics?window={}&project={p}", window.name)) { (p) } " " } }
+            p { "Projects: " @for p in projects.iter().take(LISTED) { a href=(format!("/metrics?window={}&project={}", window.name, super::url_encode(p))) { (p) } " " }
+                @if projects.len() > LISTED { span.muted { "and " (projects.len() - LISTED) " more (" code { "?project=" } ")" } } }
         }
         div.charts {
             (chart("request-rate", "Request rate per route (req/s)", layout::number, &view.request_rate))
@@ -538,12 +541,13 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<Metric
             (chart("orders", "Orders per minute, by outcome", layout::number, &view.orders))
         }
         h2 { "Per route over the window" }
+        @if view.routes.len() > LISTED { p.muted { "The first " (LISTED) " of " (view.routes.len()) " routes." } }
         @if view.routes.is_empty() {
             p { "No " code { (REQUEST_DURATION) } " points in this window." }
         } @else {
             table #route-summary {
                 tr { th { "Route" } th { "Requests" } th { "req/s" } th { "5xx" } th { "5xx share" } th { "p50" } th { "p95" } th { "p99" } }
-                @for (route, s) in &view.routes {
+                @for (route, s) in view.routes.iter().take(LISTED) {
                     tr data-route=(route) {
                         td.mono { (route) }
                         td.requests { (s.requests) }

@@ -18,6 +18,10 @@
 //!   policies loaded from Terraform, their incidents and notifications;
 //! - [`slo`]: `/slo`, each SLO's goal, SLI, error budget left and burn
 //!   rates, with the incidents its burn-rate alerts opened.
+//!
+//! Pages that list data are paginated, and every HTML page is cut at
+//! [`MAX_PAGE_BYTES`] ([`cap_page`]): whatever was received, the console
+//! never answers with a page a browser cannot open.
 
 pub mod chart;
 pub mod errors;
@@ -29,6 +33,9 @@ pub mod overview;
 pub mod slo;
 pub mod traces;
 
+use axum::body::Body;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
@@ -48,5 +55,88 @@ pub fn routes(store: EmulatorStore) -> Router {
         .route("/api/incidents", get(incidents::api))
         .route("/slo", get(slo::page))
         .layer(logs::body_limit())
+        .layer(axum::middleware::map_response(cap_page))
         .with_state(store)
+}
+
+/// The largest HTML page the console sends.
+pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Cuts an HTML page past [`MAX_PAGE_BYTES`] and says so at its end. The
+/// pages bound what they render (pages of entries, previews of long
+/// values); this is the backstop for shapes they did not foresee.
+async fn cap_page(response: Response) -> Response {
+    let is_html = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if !is_html {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // Pages are rendered whole before they are sent: reading the body back
+    // costs no more memory than rendering it did.
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    if bytes.len() <= MAX_PAGE_BYTES {
+        return Response::from_parts(parts, Body::from(bytes));
+    }
+    let mut cut = MAX_PAGE_BYTES;
+    while cut > 0 && (bytes[cut] & 0xC0) == 0x80 {
+        cut -= 1;
+    }
+    let mut page = bytes[..cut].to_vec();
+    page.extend_from_slice(
+        format!(
+            "<p id=\"page-cut\"><b>This page was cut at {MAX_PAGE_BYTES} bytes of {}.</b> Narrow the filter or follow a link to a single item.</p>",
+            bytes.len()
+        )
+        .as_bytes(),
+    );
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(page))
+}
+
+/// `text` percent-encoded for a query string value.
+pub(crate) fn url_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn capped(content_type: &str, body: String) -> (usize, String) {
+        let response = Response::builder()
+            .header(CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap();
+        let bytes = axum::body::to_bytes(cap_page(response).await.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (bytes.len(), String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn html_past_the_cap_is_cut_on_a_character_boundary_and_says_so() {
+        let (len, page) = capped("text/html; charset=utf-8", "é".repeat(MAX_PAGE_BYTES)).await;
+        assert!(len < MAX_PAGE_BYTES + 300, "{len}");
+        assert!(page.ends_with("follow a link to a single item.</p>"));
+        let (len, _) = capped("text/html", "x".repeat(1000)).await;
+        assert_eq!(len, 1000);
+        // JSON is never cut: a cut document would not parse.
+        let (len, _) = capped("application/json", "x".repeat(MAX_PAGE_BYTES + 1)).await;
+        assert_eq!(len, MAX_PAGE_BYTES + 1);
+    }
 }

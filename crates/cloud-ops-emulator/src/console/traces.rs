@@ -25,6 +25,11 @@ use crate::EmulatorStore;
 
 /// Traces listed on one page.
 const LIST_LIMIT: usize = 200;
+/// Spans of one trace shown on one page of its waterfall: a trace may hold
+/// all of the store's spans.
+const WATERFALL_SPANS: usize = 300;
+/// What a page shows of a span's status message, which Google does not bound.
+const STATUS_MESSAGE_BYTES: usize = 1024;
 
 /// A span with the numbers the pages need, computed once.
 #[derive(Debug, Clone)]
@@ -222,6 +227,9 @@ pub struct TraceFilter {
     pub status: Option<String>,
     #[serde(default)]
     pub min_ms: Option<String>,
+    /// Which page of [`LIST_LIMIT`] traces, from 0.
+    #[serde(default)]
+    pub page: Option<usize>,
 }
 
 impl TraceFilter {
@@ -277,6 +285,7 @@ pub async fn list_page(
 ) -> Markup {
     let all = all_traces(&store);
     let total = all.len();
+    let page = filter.page.unwrap_or(0);
     let traces: Vec<&TraceView> = all.iter().filter(|t| filter.matches(t)).collect();
     let field = |value: &Option<String>| value.clone().unwrap_or_default();
     let body = html! {
@@ -290,7 +299,7 @@ pub async fn list_page(
             button type="submit" { "Filter" }
             " " a href="/traces" { "clear" }
         }
-        p.muted { (traces.len()) " of " (total) " traces, newest first" @if traces.len() > LIST_LIMIT { " (showing " (LIST_LIMIT) ")" } "." }
+        p.muted { (traces.len()) " of " (total) " traces, newest first" @if traces.len() > LIST_LIMIT { " (" (LIST_LIMIT) " a page, page " (page + 1) ")" } "." }
         @if traces.is_empty() {
             @if total == 0 {
                 p { "No traces yet. Point a service at this emulator with CLOUD_OPS_EMULATOR_HOST." }
@@ -300,8 +309,9 @@ pub async fn list_page(
         } @else {
             table #trace-list {
                 tr { th { "Start (UTC)" } th { "Root span" } th { "Duration" } th { "Spans" } th { "Processes" } th { "Status" } th { "Trace id" } }
-                @for trace in traces.iter().take(LIST_LIMIT) { (trace_row(trace)) }
+                @for trace in traces.iter().skip(page.saturating_mul(LIST_LIMIT)).take(LIST_LIMIT) { (trace_row(trace)) }
             }
+            (pager(&list_link(&filter), page, traces.len().div_ceil(LIST_LIMIT)))
         }
     };
     layout::page(Section::Traces, "Traces", body)
@@ -323,10 +333,46 @@ fn trace_row(trace: &TraceView) -> Markup {
     }
 }
 
+/// `/traces?...&page=` without its page number, the filter kept.
+fn list_link(filter: &TraceFilter) -> String {
+    let mut url = "/traces?".to_owned();
+    for (key, value) in [
+        ("route", &filter.route),
+        ("status", &filter.status),
+        ("min_ms", &filter.min_ms),
+    ] {
+        if let Some(value) = value {
+            url.push_str(&format!("{key}={}&", super::url_encode(value)));
+        }
+    }
+    url
+}
+
+/// Links to the previous and next of `pages` pages; `base` ends in `?` or `&`.
+fn pager(base: &str, page: usize, pages: usize) -> Markup {
+    html! {
+        @if pages > 1 {
+            p.pager {
+                @if page > 0 { a href=(format!("{base}page={}", page - 1)) { "← previous" } " " }
+                "page " (page + 1) " of " (pages)
+                @if page + 1 < pages { " " a #next-page href=(format!("{base}page={}", page + 1)) { "next →" } }
+            }
+        }
+    }
+}
+
+/// `?page=N` of a trace's waterfall.
+#[derive(Debug, Default, Deserialize)]
+pub struct WaterfallPage {
+    #[serde(default)]
+    pub page: Option<usize>,
+}
+
 /// `GET /traces/{trace_id}`.
 pub async fn trace_page(
     State(store): State<EmulatorStore>,
     Path(trace_id): Path<String>,
+    Query(WaterfallPage { page }): Query<WaterfallPage>,
 ) -> (StatusCode, Markup) {
     let wanted = trace_id.to_ascii_lowercase();
     let spans: Vec<StoredSpan> = store
@@ -337,7 +383,7 @@ pub async fn trace_page(
         .collect();
     let project = spans.first().map(|s| s.project.clone()).unwrap_or_default();
     match TraceView::new(project, wanted, spans) {
-        Some(trace) => (StatusCode::OK, waterfall_page(&trace)),
+        Some(trace) => (StatusCode::OK, waterfall_page(&trace, page.unwrap_or(0))),
         None => (
             StatusCode::NOT_FOUND,
             layout::page(
@@ -349,8 +395,15 @@ pub async fn trace_page(
     }
 }
 
-fn waterfall_page(trace: &TraceView) -> Markup {
-    let tree = trace.tree();
+fn waterfall_page(trace: &TraceView, page: usize) -> Markup {
+    let whole = trace.tree();
+    let pages = whole.len().div_ceil(WATERFALL_SPANS);
+    let tree: Vec<_> = whole
+        .into_iter()
+        .skip(page.saturating_mul(WATERFALL_SPANS))
+        .take(WATERFALL_SPANS)
+        .collect();
+    let base = format!("/traces/{}?", trace.trace_id);
     let processes = trace.processes();
     let total = (trace.end - trace.start).max(1) as f64;
     let title = format!(
@@ -390,8 +443,10 @@ fn waterfall_page(trace: &TraceView) -> Markup {
                 }
             }
         }
+        (pager(&base, page, pages))
         h2 { "Spans" }
         @for (_, span) in &tree { (span_details(span, trace.start)) }
+        (pager(&base, page, pages))
     };
     layout::page(Section::Traces, &title, body)
 }
@@ -422,7 +477,7 @@ fn span_details(span: &SpanView, trace_start: i64) -> Markup {
             div.status {
                 "Status: "
                 @match &s.status {
-                    Some(status) if status.code != 0 => span.err { "code " (status.code) ": " (status.message) },
+                    Some(status) if status.code != 0 => span.err { "code " (status.code) ": " (crate::grpc::clip_to(&status.message, STATUS_MESSAGE_BYTES)) },
                     _ => span.ok { "OK" },
                 }
             }
@@ -618,6 +673,7 @@ mod tests {
             route: Some(route.into()),
             status: Some(status.into()),
             min_ms: Some(min_ms.into()),
+            page: None,
         };
         assert!(filter("/api/orders", "5xx", "500").matches(&slow_failure));
         assert!(filter("", "502", "").matches(&slow_failure));

@@ -11,8 +11,9 @@
 //! Lines arrive three ways: from the embedded emulator's own service through
 //! a [`LogSink`] (a bounded channel, so logging never waits for the console),
 //! from `POST /api/logs`, and from stdin with `emulator --logs -`. Memory is
-//! bounded twice: by entry count and by total line bytes; the oldest entries
-//! go first and are counted.
+//! bounded twice: by entry count and by the entries' estimated size in
+//! memory ([`footprint`](crate::logging::footprint)), not their lines'; the
+//! oldest entries go first and are counted.
 //!
 //! Stdout lines do not say which service wrote them: Cloud Run attaches the
 //! monitored resource (`cloud_run_revision` with the service, revision and
@@ -36,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::logging::footprint;
 use crate::time::timestamp::{from_nanos, now_nanos, rfc3339};
 
 /// Cloud Logging's limit on one entry; longer lines are cut to a stub.
@@ -249,7 +251,8 @@ pub struct LogEntry {
     pub insert_id: Option<String>,
     /// What Cloud Run attaches: the store's [`LogSource`] as a `cloud_run_revision`.
     pub resource: LogResource,
-    /// Bytes of the line as received, for the memory bound.
+    /// Estimated bytes the entry takes in memory, for the byte cap; the
+    /// store sets it when the entry comes in.
     pub size: usize,
     /// The log's name within the project (URL-encoded) when not Cloud
     /// Run's stdout: OTLP records name theirs (`otel` by default).
@@ -414,6 +417,8 @@ pub struct LogStats {
     pub entries_received: u64,
     /// Entries evicted by the count or byte cap (oldest first).
     pub entries_dropped: u64,
+    /// Estimated bytes of the entries held.
+    pub bytes_stored: u64,
     /// Lines over [`MAX_LINE_BYTES`], stored as a truncated text stub.
     pub lines_oversized: u64,
     /// Lines the embedded service's sink could not queue (store too slow).
@@ -441,8 +446,8 @@ struct Inner {
 }
 
 impl LogStore {
-    /// An empty store keeping at most `max_entries` entries and about
-    /// `max_bytes` bytes of lines, from the default (local) [`LogSource`].
+    /// An empty store keeping at most `max_entries` entries taking about
+    /// `max_bytes` bytes of memory, from the default (local) [`LogSource`].
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
         Self::with_source(max_entries, max_bytes, LogSource::default())
     }
@@ -485,9 +490,10 @@ impl LogStore {
         }
         let received = now_nanos();
         let (mut entry, oversized) = parse_line(line, received);
+        entry.resource = source.map_or_else(|| self.lock().resource.clone(), LogSource::resource);
+        entry.size = footprint::entry_bytes(&entry);
         let mut inner = self.lock();
         entry.id = inner.next_id;
-        entry.resource = source.map_or_else(|| inner.resource.clone(), LogSource::resource);
         inner.next_id += 1;
         inner.stats.entries_received += 1;
         inner.stats.lines_oversized += u64::from(oversized);
@@ -498,7 +504,10 @@ impl LogStore {
 
     /// Stores entries made elsewhere (OTLP log records), in order, each
     /// with its own resource; their ids are given here.
-    pub fn insert_entries(&self, entries: Vec<LogEntry>) {
+    pub fn insert_entries(&self, mut entries: Vec<LogEntry>) {
+        for entry in &mut entries {
+            entry.size = footprint::entry_bytes(entry);
+        }
         let mut inner = self.lock();
         for mut entry in entries {
             entry.id = inner.next_id;
@@ -619,6 +628,7 @@ impl Inner {
             self.stats.entries_dropped += 1;
         }
         self.stats.entries_stored = self.entries.len() as u64;
+        self.stats.bytes_stored = self.bytes as u64;
     }
 }
 
@@ -962,11 +972,32 @@ mod tests {
 
     #[test]
     fn the_byte_cap_bounds_memory_too() {
-        let store = LogStore::new(1000, 100);
+        let one = {
+            let store = LogStore::new(1000, usize::MAX);
+            store.ingest_line(&"x".repeat(40));
+            store.stats().bytes_stored
+        };
+        let store = LogStore::new(1000, 2 * one as usize);
         for _ in 0..10 {
             store.ingest_line(&"x".repeat(40));
         }
         assert_eq!(store.stats().entries_stored, 2);
+    }
+
+    #[test]
+    fn the_byte_cap_counts_parsed_json_not_line_bytes() {
+        // 1 MiB of lines whose parsed JSON is sixteen times larger.
+        let cap = 1024 * 1024;
+        let store = LogStore::new(100_000, cap);
+        let line = format!("{{\"a\":[{}0]}}", "0,".repeat(5_000));
+        for _ in 0..(cap / line.len()) {
+            store.ingest_line(&line);
+        }
+        let stats = store.stats();
+        assert!(stats.bytes_stored <= cap as u64, "{stats:?}");
+        assert!(stats.entries_stored < 20, "{stats:?}");
+        let held: usize = store.entries().iter().map(|e| e.size).sum();
+        assert_eq!(held as u64, stats.bytes_stored);
     }
 
     #[test]

@@ -31,6 +31,7 @@ use gcloud_sdk::google::monitoring::v3::{
     typed_value, Aggregation, Point, TimeInterval, TimeSeries, TypedValue,
 };
 
+use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::monitoring::filter::Filter;
 use crate::monitoring::store::{MetricStore, StoredSeries};
 use crate::monitoring::validation::StoredPoint;
@@ -63,6 +64,9 @@ pub enum AggregationError {
     Unsupported { field: &'static str, value: String },
     #[error("Field aggregation.groupByFields had an invalid value of \"{0}\": expected metric.labels.KEY, resource.labels.KEY, metric.type or resource.type.")]
     BadGroupBy(String),
+    /// The client's deadline passed during the read.
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
 }
 
 /// A checked aggregation.
@@ -198,13 +202,40 @@ pub fn read(
     store: &MetricStore,
     project: &str,
     filter: &Filter,
-    (start, end): (i64, i64),
+    interval: (i64, i64),
     spec: Option<&Spec>,
 ) -> Result<Vec<TimeSeries>, AggregationError> {
-    let series = store.series_within(project, filter, reads_from(start, spec), end);
+    read_by(store, project, filter, interval, spec, Deadline::NONE)
+}
+
+/// Series a read aligns between two looks at its deadline.
+const DEADLINE_STRIDE: usize = 256;
+
+/// [`read`] that stops when `deadline` passes: while it copies series out
+/// of the store, and while it aligns them.
+///
+/// # Errors
+/// As [`read`], and [`AggregationError::Deadline`].
+pub fn read_by(
+    store: &MetricStore,
+    project: &str,
+    filter: &Filter,
+    (start, end): (i64, i64),
+    spec: Option<&Spec>,
+    deadline: Deadline,
+) -> Result<Vec<TimeSeries>, AggregationError> {
+    let series =
+        store.series_within_by(project, filter, (reads_from(start, spec), end), deadline)?;
     match spec {
-        Some(spec) => aggregate(&series, start, end, spec),
-        None => Ok(series.iter().filter_map(|s| raw(s, start, end)).collect()),
+        Some(spec) => aggregate_by(&series, start, end, spec, deadline),
+        None => {
+            let mut out = Vec::with_capacity(series.len());
+            for chunk in series.chunks(DEADLINE_STRIDE) {
+                deadline.check()?;
+                out.extend(chunk.iter().filter_map(|s| raw(s, start, end)));
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -225,11 +256,25 @@ pub fn aggregate(
     end: i64,
     spec: &Spec,
 ) -> Result<Vec<TimeSeries>, AggregationError> {
+    aggregate_by(series, start, end, spec, Deadline::NONE)
+}
+
+fn aggregate_by(
+    series: &[StoredSeries],
+    start: i64,
+    end: i64,
+    spec: &Spec,
+    deadline: Deadline,
+) -> Result<Vec<TimeSeries>, AggregationError> {
     let mut aligned = Vec::with_capacity(series.len());
-    for s in series {
-        check_aligner(spec.aligner, s)?;
-        aligned.push(align(s, start, end, spec));
+    for chunk in series.chunks(DEADLINE_STRIDE) {
+        deadline.check()?;
+        for s in chunk {
+            check_aligner(spec.aligner, s)?;
+            aligned.push(align(s, start, end, spec));
+        }
     }
+    deadline.check()?;
     if spec.reducer == Reducer::ReduceNone {
         return Ok(aligned
             .into_iter()
@@ -543,7 +588,7 @@ fn align(s: &StoredSeries, start: i64, end: i64, spec: &Spec) -> Aligned {
         t = t.saturating_sub(spec.period);
     }
     Aligned {
-        key: s.key.clone(),
+        key: crate::monitoring::validation::SeriesKey::clone(&s.key),
         kind: output_kind(spec.aligner),
         values,
     }

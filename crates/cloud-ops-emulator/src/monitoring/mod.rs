@@ -3,13 +3,14 @@
 //!
 //! - [`service`]: the `MetricService` gRPC service.
 //! - [`validation`]: Google's rules for series and descriptors (M1-M16).
-//! - [`store`]: the bounded series store.
+//! - [`store`]: the bounded series store; [`footprint`] estimates what it holds.
 //! - [`filter`]: the Monitoring filter language.
 //! - [`aggregation`]: alignment and reduction, as `ListTimeSeries` applies them.
 //! - [`uptime`]: uptime checks, probed from each checker location.
 
 pub mod aggregation;
 pub mod filter;
+pub(crate) mod footprint;
 pub mod service;
 pub mod store;
 pub mod uptime;

@@ -16,8 +16,9 @@ use gcloud_sdk::google::rpc;
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
+use crate::deadline::Deadline;
 use crate::grpc::{bounded, clip_message, clip_to, Page, MAX_QUOTED_BYTES};
-use crate::monitoring::aggregation::{parse_spec, read};
+use crate::monitoring::aggregation::{parse_spec, read_by, AggregationError};
 use crate::monitoring::filter::{self, Filter, Selector};
 use crate::monitoring::store::{MetricStore, WriteOutcome};
 use crate::monitoring::validation::{
@@ -58,7 +59,16 @@ impl crate::grpc::metric_v3::metric_service_server::MetricService for MetricServ
         &self,
         request: Request<ListTimeSeriesRequest>,
     ) -> Result<Response<ListTimeSeriesResponse>, Status> {
-        self.handle_list_time_series(request).map_err(bounded)
+        // A read over many series computes for a while: off the runtime's
+        // threads, so that writes keep being served beside it.
+        let store = self.store.clone();
+        let deadline = Deadline::of(&request);
+        tokio::task::spawn_blocking(move || {
+            list_time_series(&store, request.into_inner(), deadline).map(Response::new)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the read failed: {e}")))?
+        .map_err(bounded)
     }
 
     async fn create_metric_descriptor(
@@ -106,13 +116,6 @@ impl MetricService {
         } else {
             Err(partial_failure(&request.time_series, &outcome))
         }
-    }
-
-    fn handle_list_time_series(
-        &self,
-        request: Request<ListTimeSeriesRequest>,
-    ) -> Result<Response<ListTimeSeriesResponse>, Status> {
-        list_time_series(&self.store, request.into_inner()).map(Response::new)
     }
 
     fn handle_create_metric_descriptor(
@@ -237,6 +240,7 @@ fn parse_filter(text: &str) -> Result<Filter, Status> {
 fn list_time_series(
     store: &MetricStore,
     request: ListTimeSeriesRequest,
+    deadline: Deadline,
 ) -> Result<ListTimeSeriesResponse, Status> {
     let project =
         parse_project(&request.name).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -244,8 +248,21 @@ fn list_time_series(
     let (start, end) = read_interval(&request)?;
     let spec = parse_spec(request.aggregation.as_ref())
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let mut out = read(store, &project, &filter, (start, end), spec.as_ref())
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let mut out = read_by(
+        store,
+        &project,
+        &filter,
+        (start, end),
+        spec.as_ref(),
+        deadline,
+    )
+    .map_err(|e| match e {
+        AggregationError::Deadline(e) => {
+            store.record_read_timeout();
+            Status::from(e)
+        }
+        e => Status::invalid_argument(e.to_string()),
+    })?;
     if TimeSeriesView::try_from(request.view) == Ok(TimeSeriesView::Headers) {
         out.iter_mut().for_each(|s| s.points.clear());
     }

@@ -6,6 +6,19 @@
 //! points. Points of all series share one arrival-order queue: when the cap is
 //! reached the oldest point overall is dropped and counted.
 //!
+//! The store is bounded twice: by a number of points and by an estimate of
+//! its bytes ([`footprint`](crate::monitoring::footprint)), so that long
+//! labels, distributions and exemplar attachments count for what they
+//! hold. A series whose last point is evicted goes with it: one-point
+//! series would otherwise pile up under any point cap. Descriptors stay,
+//! as at Google, where a descriptor is configuration, not data.
+//!
+//! Reads never hold the lock for long: for each chunk of series they take
+//! the keys under the lock, run the filter without it, and take it again to
+//! copy the series that matched; writes interleave between, and a read
+//! stops when the caller's [`Deadline`] passes. A long filter over many
+//! series held the lock for 14 s before.
+//!
 //! Clients write through [`MetricStore::write`], held to every rule; the
 //! emulator's own stand-ins for Google's producers (log-based metrics, Cloud
 //! Run's request metrics, uptime checks) use [`MetricStore::write_as_google`],
@@ -23,7 +36,9 @@ use gcloud_sdk::google::api::MetricDescriptor;
 use gcloud_sdk::google::monitoring::v3::TimeSeries;
 use serde::Serialize;
 
+use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::monitoring::filter::{Filter, Selector, Subject};
+use crate::monitoring::footprint;
 use crate::monitoring::validation::{
     check_against_last, validate_series_as, SeriesKey, StoredPoint, ValidSeries, Writer,
 };
@@ -45,12 +60,20 @@ pub struct MetricStats {
     pub requests_rejected: u64,
     /// Metric descriptors known.
     pub descriptors: u64,
+    /// Series dropped because their last point was evicted.
+    pub series_dropped: u64,
+    /// Estimated bytes of the series and points held.
+    pub bytes_stored: u64,
+    /// Reads stopped because their client's deadline passed.
+    pub reads_timed_out: u64,
 }
 
 /// A series with its points, oldest first.
 #[derive(Debug, Clone)]
 pub struct StoredSeries {
-    pub key: SeriesKey,
+    /// Shared with the store's index, and with reads: a read filters
+    /// series by their keys without holding the lock.
+    pub key: Arc<SeriesKey>,
     pub kind: MetricKind,
     pub value_type: ValueType,
     pub points: VecDeque<StoredPoint>,
@@ -101,13 +124,25 @@ pub struct MetricStore {
 #[derive(Debug)]
 struct Inner {
     max_points: usize,
+    max_bytes: usize,
     min_sampling_nanos: i64,
     descriptors: BTreeMap<(String, String), MetricDescriptor>,
-    series: Vec<StoredSeries>,
-    index: HashMap<SeriesKey, usize>,
+    /// Slots of series; an evicted series leaves `None`, reused through `free`.
+    series: Vec<Option<StoredSeries>>,
+    free: Vec<usize>,
+    index: HashMap<Arc<SeriesKey>, usize>,
     arrival: VecDeque<usize>,
+    bytes: usize,
     stats: MetricStats,
 }
+
+/// Series a read copies per turn of the lock: small enough that a write
+/// waits microseconds, not the length of the read.
+const READ_CHUNK: usize = 256;
+
+/// The default byte cap of [`MetricStore`]: a million scalar points take
+/// about a quarter of it.
+pub const DEFAULT_MAX_BYTES: usize = 512 * 1024 * 1024;
 
 impl MetricStore {
     /// An empty store keeping at most `max_points` points.
@@ -115,15 +150,25 @@ impl MetricStore {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 max_points,
+                max_bytes: DEFAULT_MAX_BYTES,
                 min_sampling_nanos: i64::try_from(min_sampling_period.as_nanos())
                     .unwrap_or(i64::MAX),
                 descriptors: BTreeMap::new(),
                 series: Vec::new(),
+                free: Vec::new(),
                 index: HashMap::new(),
                 arrival: VecDeque::new(),
+                bytes: 0,
                 stats: MetricStats::default(),
             })),
         }
+    }
+
+    /// The same store, holding at most about `max_bytes` of series and points.
+    #[must_use]
+    pub fn with_max_bytes(self, max_bytes: usize) -> Self {
+        self.lock().max_bytes = max_bytes;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -199,6 +244,11 @@ impl MetricStore {
         result
     }
 
+    /// Counts a read stopped by its client's deadline.
+    pub fn record_read_timeout(&self) {
+        self.lock().stats.reads_timed_out += 1;
+    }
+
     /// Counts a request rejected before any series was looked at.
     pub fn record_rejected(&self) {
         self.lock().stats.requests_rejected += 1;
@@ -258,20 +308,25 @@ impl MetricStore {
 
     /// The projects that have series, sorted (the console shows them all).
     pub fn projects(&self) -> Vec<String> {
-        let inner = self.lock();
-        let projects: std::collections::BTreeSet<&String> =
-            inner.series.iter().map(|s| &s.key.project).collect();
-        projects.into_iter().cloned().collect()
+        let mut projects = std::collections::BTreeSet::new();
+        // Deadline::NONE never passes, so this always completes.
+        let _ = self.scan(Deadline::NONE, |s| {
+            if !projects.contains(&s.key.project) {
+                projects.insert(s.key.project.clone());
+            }
+        });
+        projects.into_iter().collect()
     }
 
     /// Copies of the series of `project` matching `filter`, with all their points.
     pub fn series(&self, project: &str, filter: &Filter) -> Vec<StoredSeries> {
-        self.lock()
-            .series
-            .iter()
-            .filter(|s| s.key.project == project && filter.matches(&s.key))
-            .cloned()
-            .collect()
+        let mut out = Vec::new();
+        let _ = self.scan(Deadline::NONE, |s| {
+            if s.key.project == project && filter.matches(s.key.as_ref()) {
+                out.push(s.clone());
+            }
+        });
+        out
     }
 
     /// Like [`series`](Self::series), with only the points ending in
@@ -287,12 +342,82 @@ impl MetricStore {
         from: i64,
         to: i64,
     ) -> Vec<StoredSeries> {
-        self.lock()
-            .series
-            .iter()
-            .filter(|s| s.key.project == project && filter.matches(&s.key))
-            .map(|s| s.within(from, to))
-            .collect()
+        self.series_within_by(project, filter, (from, to), Deadline::NONE)
+            .unwrap_or_default()
+    }
+
+    /// [`series_within`](Self::series_within) that gives up when `deadline` passes.
+    ///
+    /// # Errors
+    /// [`DeadlineExceeded`] when it passed before the read was done.
+    pub fn series_within_by(
+        &self,
+        project: &str,
+        filter: &Filter,
+        (from, to): (i64, i64),
+        deadline: Deadline,
+    ) -> Result<Vec<StoredSeries>, DeadlineExceeded> {
+        let mut out = Vec::new();
+        self.scan_matching(
+            deadline,
+            |key| key.project == project && filter.matches(key),
+            |s| out.push(s.within(from, to)),
+        )?;
+        Ok(out)
+    }
+
+    /// Visits every series, [`READ_CHUNK`] slots per turn of the lock,
+    /// checking `deadline` between turns. A series written during the scan
+    /// may or may not be seen; each one seen is consistent.
+    fn scan(
+        &self,
+        deadline: Deadline,
+        mut visit: impl FnMut(&StoredSeries),
+    ) -> Result<(), DeadlineExceeded> {
+        self.scan_matching(deadline, |_| true, |s| visit(s))
+    }
+
+    /// [`scan`](Self::scan) of the series whose key passes `keep`. The keys
+    /// of a chunk are taken under the lock, `keep` (a filter, which may be
+    /// long) runs without it, and the lock is taken again to visit the
+    /// series kept: writers wait for copies, never for a filter.
+    fn scan_matching(
+        &self,
+        deadline: Deadline,
+        mut keep: impl FnMut(&SeriesKey) -> bool,
+        mut visit: impl FnMut(&StoredSeries),
+    ) -> Result<(), DeadlineExceeded> {
+        let mut next = 0;
+        let mut keys: Vec<(usize, Arc<SeriesKey>)> = Vec::with_capacity(READ_CHUNK);
+        loop {
+            deadline.check()?;
+            keys.clear();
+            let last = {
+                let inner = self.lock();
+                let end = (next + READ_CHUNK).min(inner.series.len());
+                for id in next.min(end)..end {
+                    if let Some(series) = &inner.series[id] {
+                        keys.push((id, Arc::clone(&series.key)));
+                    }
+                }
+                next = end;
+                end >= inner.series.len()
+            };
+            keys.retain(|(_, key)| keep(key));
+            if !keys.is_empty() {
+                let inner = self.lock();
+                for (id, key) in &keys {
+                    // The slot may have been evicted and reused meanwhile.
+                    match &inner.series[*id] {
+                        Some(series) if Arc::ptr_eq(&series.key, key) => visit(series),
+                        _ => {}
+                    }
+                }
+            }
+            if last {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -345,7 +470,7 @@ impl Inner {
                 "Field timeSeries[{index}] had an invalid value: Duplicate TimeSeries encountered. Only one point can be written per TimeSeries per request."
             ));
         }
-        if let Some(series) = self.index.get(&valid.key).map(|i| &self.series[*i]) {
+        if let Some(series) = self.stored(&valid.key) {
             if let Some(last) = series.last.as_ref() {
                 check_against_last(
                     &metric_type,
@@ -398,12 +523,16 @@ impl Inner {
             }
             (None, wanted) => valid.descriptor_update = wanted,
         }
-        if let Some(series) = self.index.get(&valid.key).map(|i| &self.series[*i]) {
+        if let Some(series) = self.stored(&valid.key) {
             if let Some(last) = series.last.as_ref() {
                 check_against_last(&metric_type, series.kind, last, &valid.point, 0)?;
             }
         }
         Ok(())
+    }
+
+    fn stored(&self, key: &SeriesKey) -> Option<&StoredSeries> {
+        self.index.get(key).and_then(|id| self.series[*id].as_ref())
     }
 
     fn apply(&mut self, project: &str, valid: ValidSeries) {
@@ -415,38 +544,76 @@ impl Inner {
         }
         let id = match self.index.get(&valid.key) {
             Some(id) => *id,
-            None => {
-                self.series.push(StoredSeries {
-                    key: valid.key.clone(),
-                    kind: valid.kind,
-                    value_type: valid.value_type,
-                    points: VecDeque::new(),
-                    last: None,
-                });
-                self.index.insert(valid.key, self.series.len() - 1);
-                self.stats.series = self.series.len() as u64;
-                self.series.len() - 1
-            }
+            None => self.insert_series(valid.key, valid.kind, valid.value_type),
         };
-        let series = &mut self.series[id];
-        series.last = Some(valid.point.clone());
-        series.points.push_back(valid.point);
+        self.bytes += footprint::point_bytes(&valid.point);
+        if let Some(series) = self.series[id].as_mut() {
+            series.last = Some(valid.point.clone());
+            series.points.push_back(valid.point);
+        }
         self.arrival.push_back(id);
         self.stats.points_accepted += 1;
         self.evict();
     }
 
+    fn insert_series(&mut self, key: SeriesKey, kind: MetricKind, value_type: ValueType) -> usize {
+        self.bytes += footprint::series_bytes(&key);
+        let key = Arc::new(key);
+        let series = StoredSeries {
+            key: Arc::clone(&key),
+            kind,
+            value_type,
+            points: VecDeque::new(),
+            last: None,
+        };
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.series[id] = Some(series);
+                id
+            }
+            None => {
+                self.series.push(Some(series));
+                self.series.len() - 1
+            }
+        };
+        self.index.insert(key, id);
+        self.stats.series += 1;
+        id
+    }
+
+    /// Drops the oldest points while either cap is exceeded, and a series
+    /// with its last point: its `last` (kept for the order and sampling
+    /// rules) goes too, so a later write starts it afresh.
     fn evict(&mut self) {
-        while self.arrival.len() > self.max_points {
+        while self.arrival.len() > self.max_points || self.bytes > self.max_bytes {
             let Some(id) = self.arrival.pop_front() else {
                 break;
             };
             // Each series' points are in arrival order, so its front is the
             // point this queue entry stands for.
-            self.series[id].points.pop_front();
+            let Some(series) = self.series[id].as_mut() else {
+                continue;
+            };
+            if let Some(point) = series.points.pop_front() {
+                self.bytes -= footprint::point_bytes(&point);
+            }
             self.stats.points_dropped += 1;
+            if series.points.is_empty() {
+                self.remove_series(id);
+            }
         }
         self.stats.points_stored = self.arrival.len() as u64;
+        self.stats.bytes_stored = self.bytes as u64;
+    }
+
+    fn remove_series(&mut self, id: usize) {
+        if let Some(series) = self.series[id].take() {
+            self.bytes -= footprint::series_bytes(&series.key);
+            self.index.remove(series.key.as_ref());
+            self.free.push(id);
+            self.stats.series -= 1;
+            self.stats.series_dropped += 1;
+        }
     }
 }
 
@@ -733,6 +900,138 @@ mod tests {
                 .errors
                 .len(),
             1
+        );
+    }
+
+    /// A gauge of `custom.googleapis.com/requests` on a task, its series told
+    /// apart by `label`.
+    fn labelled(label: &str, end: i64) -> TimeSeries {
+        let mut ts = counted(MetricKind::Gauge, end, end, 1);
+        ts.metric
+            .as_mut()
+            .unwrap()
+            .labels
+            .insert("path".into(), label.into());
+        ts
+    }
+
+    #[test]
+    fn a_series_goes_with_its_last_point() {
+        let now = now_nanos();
+        let store = MetricStore::new(10, Duration::from_secs(5));
+        for n in 0..100 {
+            let outcome = store.write("p", &[labelled(&n.to_string(), now)], now);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        }
+        let stats = store.stats();
+        assert_eq!(
+            (stats.series, stats.series_dropped, stats.points_stored),
+            (10, 90, 10)
+        );
+        let filter =
+            crate::monitoring::filter::parse("metric.type = \"custom.googleapis.com/requests\"")
+                .unwrap();
+        let kept: Vec<String> = store
+            .series("p", &filter)
+            .iter()
+            .map(|s| s.key.metric_labels["path"].clone())
+            .collect();
+        assert_eq!(kept.len(), 10);
+        assert!(
+            kept.iter().all(|l| l.parse::<u32>().unwrap() >= 90),
+            "{kept:?}"
+        );
+        // An evicted series starts afresh: an older point is taken again.
+        let earlier = store.write("p", &[labelled("0", now - NANOS_PER_SECOND)], now);
+        assert!(earlier.errors.is_empty(), "{:?}", earlier.errors);
+    }
+
+    #[test]
+    fn the_byte_cap_counts_long_labels_not_just_points() {
+        let now = now_nanos();
+        let cap = 1024 * 1024;
+        let store = MetricStore::new(1_000_000, Duration::from_secs(5)).with_max_bytes(cap);
+        let long = "x".repeat(1000);
+        for n in 0..2_000 {
+            let outcome = store.write("p", &[labelled(&format!("{n}{long}"), now)], now);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        }
+        let stats = store.stats();
+        assert!(stats.bytes_stored <= cap as u64, "{stats:?}");
+        // A point cap alone kept all 2 000 series; the byte cap keeps what
+        // fits, and fills up to it.
+        assert!(stats.series < 2_000, "{stats:?}");
+        assert!(stats.bytes_stored > cap as u64 / 10 * 9, "{stats:?}");
+        assert_eq!(stats.series + stats.series_dropped, 2_000);
+    }
+
+    #[test]
+    fn bytes_are_given_back_exactly_when_everything_is_evicted() {
+        let now = now_nanos();
+        let store = MetricStore::new(1, Duration::from_secs(5));
+        store.write("p", &[labelled(&"a".repeat(500), now)], now);
+        let one = store.stats().bytes_stored;
+        store.write("p", &[labelled("b", now)], now);
+        let stats = store.stats();
+        assert!(stats.bytes_stored < one, "{stats:?}");
+        assert_eq!((stats.series, stats.points_stored), (1, 1));
+    }
+
+    #[test]
+    fn resource_labels_the_type_does_not_define_are_refused() {
+        let now = now_nanos();
+        let mut ts = counted(MetricKind::Gauge, now, now, 1);
+        ts.resource
+            .as_mut()
+            .unwrap()
+            .labels
+            .insert("pod_id".into(), "x".repeat(100_000));
+        let outcome = store().write("p", &[ts], now);
+        assert_eq!(
+            outcome.errors,
+            vec![(0, "Unrecognized resource label: pod_id".to_owned())]
+        );
+        // project_id is defined for every type.
+        let mut ts = counted(MetricKind::Gauge, now, now, 1);
+        ts.resource
+            .as_mut()
+            .unwrap()
+            .labels
+            .insert("project_id".into(), "p".into());
+        assert!(store().write("p", &[ts], now).errors.is_empty());
+        // And for Google's own resources too.
+        let mut extra = REVISION.to_vec();
+        extra.push(("zone", "a"));
+        let delta = series(
+            "run.googleapis.com/request_count",
+            "cloud_run_revision",
+            &extra,
+            MetricKind::Delta,
+            Some(now - NANOS_PER_SECOND),
+            now,
+        );
+        let outcome = store().write_as_google("p", &[delta], now);
+        assert_eq!(outcome.errors[0].1, "Unrecognized resource label: zone");
+    }
+
+    #[test]
+    fn a_read_past_its_deadline_stops() {
+        let now = now_nanos();
+        let store = MetricStore::new(10_000, Duration::from_secs(5));
+        for n in 0..1_000 {
+            store.write("p", &[labelled(&n.to_string(), now)], now);
+        }
+        let filter =
+            crate::monitoring::filter::parse("metric.type = \"custom.googleapis.com/requests\"")
+                .unwrap();
+        let all = store.series_within_by("p", &filter, (0, now), Deadline::NONE);
+        assert_eq!(all.map(|s| s.len()), Ok(1_000));
+        let late = Deadline::after(Duration::ZERO);
+        assert_eq!(
+            store
+                .series_within_by("p", &filter, (0, now), late)
+                .map(|s| s.len()),
+            Err(DeadlineExceeded)
         );
     }
 }

@@ -366,8 +366,9 @@ fn check_resource(
     if writer == Writer::Google {
         if let Some((_, required)) = SYSTEM_RESOURCES.iter().find(|(t, _)| *t == resource_type) {
             // Locations of system resources are Google's own (and `local` in
-            // the emulator), so only completeness is checked.
-            return check_required_labels(required, labels);
+            // the emulator), so only the set of labels is checked.
+            check_required_labels(required, labels)?;
+            return check_known_labels(required, labels);
         }
     }
     if resource_type == "cloud_run_revision" {
@@ -379,6 +380,7 @@ fn check_resource(
         ));
     };
     check_required_labels(required, labels)?;
+    check_known_labels(required, labels)?;
     match labels.get("location") {
         Some(location) if !is_location(location) => Err("Unrecognized region or location.".into()),
         _ => Ok(()),
@@ -401,6 +403,27 @@ fn check_required_labels(
             "The set of resource labels is incomplete. Missing labels: ({}).",
             missing.join(" ")
         ))
+    }
+}
+
+/// M12: a label the resource type does not define is refused, as Google
+/// refuses it (`Unrecognized resource label: pod_id`); the types above
+/// define their required labels and `project_id`, nothing else. Without
+/// this, any number of labels of any size made new series.
+fn check_known_labels(
+    defined: &[&str],
+    labels: &std::collections::HashMap<String, String>,
+) -> Result<(), String> {
+    let unknown = labels
+        .keys()
+        .filter(|key| *key != "project_id" && !defined.contains(&key.as_str()))
+        .min();
+    match unknown {
+        Some(key) => Err(format!(
+            "Unrecognized resource label: {}",
+            crate::grpc::clip_to(key, MAX_LABEL_KEY_CHARS)
+        )),
+        None => Ok(()),
     }
 }
 
@@ -682,14 +705,24 @@ pub fn check_distribution(d: &Distribution) -> Result<(), String> {
             d.count
         ));
     }
-    if !d.mean.is_finite() || !d.sum_of_squared_deviation.is_finite() {
-        return Err(
-            "Distribution value has a non-finite |mean| or |sum_of_squared_deviation|.".into(),
-        );
+    // Google's wording (prometheus-engine #144): "Distribution value with a
+    // non-finite |mean| of nan." Plain DOUBLE points may be NaN or infinite
+    // (see docs/reliability.md); a distribution's moments may not.
+    for (field, value) in [
+        ("mean", d.mean),
+        ("sum_of_squared_deviation", d.sum_of_squared_deviation),
+    ] {
+        if !value.is_finite() {
+            return Err(format!(
+                "Distribution value with a non-finite |{field}| of {}.",
+                value.to_string().to_lowercase()
+            ));
+        }
     }
     if d.count == 0 {
         check_empty_distribution(d)?;
     }
+    check_exemplars(d)?;
     let buckets = bucket_count(d)?;
     let counts = d.bucket_counts.len() as i64;
     if counts > buckets {
@@ -730,6 +763,27 @@ fn check_empty_distribution(d: &Distribution) -> Result<(), String> {
     }
     if d.range.is_some() {
         return Err("Distribution value with |count| of 0 has a |range|.".into());
+    }
+    Ok(())
+}
+
+/// "There may be only a single attachment of any given message type in a
+/// single exemplar, and this is enforced by the system" (distribution.proto);
+/// Google's wording is not published. What attachments hold is bounded by
+/// the request size and counted in the store's byte cap.
+fn check_exemplars(d: &Distribution) -> Result<(), String> {
+    for (i, exemplar) in d.exemplars.iter().enumerate() {
+        let mut seen = HashSet::new();
+        if let Some(repeated) = exemplar
+            .attachments
+            .iter()
+            .find(|a| !seen.insert(a.type_url.as_str()))
+        {
+            return Err(format!(
+                "Distribution |exemplars[{i}]| has more than one attachment of type {}.",
+                crate::grpc::clip_to(&repeated.type_url, MAX_LABEL_KEY_CHARS)
+            ));
+        }
     }
     Ok(())
 }
@@ -878,6 +932,37 @@ mod tests {
         assert_eq!(
             envelope(&errors),
             "One or more TimeSeries could not be written: A: timeSeries[0-2,5]; B: timeSeries[4]"
+        );
+    }
+
+    #[test]
+    fn an_exemplar_holds_one_attachment_of_each_type_and_moments_are_finite() {
+        use gcloud_sdk::google::api::distribution::Exemplar;
+        let attachment = |type_url: &str| prost_types::Any {
+            type_url: type_url.into(),
+            value: vec![0; 8],
+        };
+        let mut d = Distribution {
+            exemplars: vec![Exemplar {
+                attachments: vec![attachment("a"), attachment("b")],
+                ..Exemplar::default()
+            }],
+            ..Distribution::default()
+        };
+        assert_eq!(check_exemplars(&d), Ok(()));
+        d.exemplars[0].attachments.push(attachment("a"));
+        assert_eq!(
+            check_exemplars(&d),
+            Err("Distribution |exemplars[0]| has more than one attachment of type a.".into())
+        );
+        let infinite = Distribution {
+            count: 1,
+            sum_of_squared_deviation: f64::INFINITY,
+            ..Distribution::default()
+        };
+        assert_eq!(
+            check_distribution(&infinite),
+            Err("Distribution value with a non-finite |sum_of_squared_deviation| of inf.".into())
         );
     }
 

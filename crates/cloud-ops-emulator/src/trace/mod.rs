@@ -2,10 +2,12 @@
 //!
 //! - [`service`]: the two gRPC services.
 //! - [`validation`]: Google's rules for spans (T1-T8), with its wording.
-//! - [`store`]: the bounded span store everything reads from.
+//! - [`store`]: the bounded span store everything reads from; [`footprint`]
+//!   estimates what a span costs in memory.
 //! - [`filter`]: the v1 `ListTraces` filter language.
 
 pub mod filter;
+pub(crate) mod footprint;
 pub mod service;
 pub mod store;
 pub mod validation;

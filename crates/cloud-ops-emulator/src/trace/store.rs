@@ -1,14 +1,19 @@
 //! Bounded, thread-safe in-memory storage of the spans the emulator accepted.
 //!
 //! Spans are kept in arrival order in one queue so that the oldest can be
-//! dropped first when the cap is reached; reads group them by trace on demand
+//! dropped first when a cap is reached; reads group them by trace on demand
 //! (a trace's spans may arrive from several processes in several batches).
+//! Two caps: a number of spans, and an estimate of their bytes
+//! ([`footprint`](crate::trace::footprint)), since Google's per-span limits
+//! still let one span hold megabytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gcloud_sdk::google::devtools::cloudtrace::v2::Span;
 use serde::Serialize;
+
+use crate::trace::footprint;
 
 /// One accepted span with the identifiers parsed from its resource name.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +32,10 @@ pub struct TraceStats {
     pub spans_stored: u64,
     /// Spans accepted since start, including those later dropped by the cap.
     pub spans_accepted: u64,
-    /// Spans evicted because `max_spans` was reached (oldest first).
+    /// Spans evicted because `max_spans` or the byte cap was reached (oldest first).
     pub spans_dropped: u64,
+    /// Estimated bytes of the spans held.
+    pub bytes_stored: u64,
     /// Accepted spans in which something was truncated or dropped (T7).
     pub spans_truncated: u64,
     /// Spans silently dropped because their times were outside the window (T5).
@@ -48,9 +55,17 @@ pub struct TraceStore {
 #[derive(Debug)]
 struct Inner {
     max_spans: usize,
+    max_bytes: usize,
     spans: VecDeque<StoredSpan>,
+    /// The estimated bytes of each span in `spans`, in the same order.
+    sizes: VecDeque<usize>,
+    bytes: usize,
     stats: TraceStats,
 }
+
+/// The default byte cap of [`TraceStore`]: 100 000 ordinary spans take
+/// about a tenth of it.
+pub const DEFAULT_MAX_BYTES: usize = 512 * 1024 * 1024;
 
 impl TraceStore {
     /// An empty store keeping at most `max_spans` spans.
@@ -58,10 +73,20 @@ impl TraceStore {
         Self {
             inner: Arc::new(Mutex::new(Inner {
                 max_spans,
+                max_bytes: DEFAULT_MAX_BYTES,
                 spans: VecDeque::new(),
+                sizes: VecDeque::new(),
+                bytes: 0,
                 stats: TraceStats::default(),
             })),
         }
+    }
+
+    /// The same store, holding at most about `max_bytes` of spans.
+    #[must_use]
+    pub fn with_max_bytes(self, max_bytes: usize) -> Self {
+        self.lock().max_bytes = max_bytes;
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -74,16 +99,16 @@ impl TraceStore {
 
     /// Stores a whole batch atomically; `truncated` of them had something cut.
     pub fn insert_batch(&self, spans: Vec<StoredSpan>, truncated: u64, out_of_window: u64) {
+        // Estimated before taking the lock: writers do not wait on it.
+        let sizes: Vec<usize> = spans.iter().map(footprint::span_bytes).collect();
         let mut inner = self.lock();
         inner.stats.spans_accepted += spans.len() as u64;
         inner.stats.spans_truncated += truncated;
         inner.stats.spans_out_of_window += out_of_window;
+        inner.bytes += sizes.iter().sum::<usize>();
         inner.spans.extend(spans);
-        while inner.spans.len() > inner.max_spans {
-            inner.spans.pop_front();
-            inner.stats.spans_dropped += 1;
-        }
-        inner.stats.spans_stored = inner.spans.len() as u64;
+        inner.sizes.extend(sizes);
+        inner.evict();
     }
 
     /// Counts a rejected write request.
@@ -136,6 +161,20 @@ impl TraceStore {
     }
 }
 
+impl Inner {
+    fn evict(&mut self) {
+        while self.spans.len() > self.max_spans || self.bytes > self.max_bytes {
+            if self.spans.pop_front().is_none() {
+                break;
+            }
+            self.bytes -= self.sizes.pop_front().unwrap_or(0);
+            self.stats.spans_dropped += 1;
+        }
+        self.stats.spans_stored = self.spans.len() as u64;
+        self.stats.bytes_stored = self.bytes as u64;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +197,27 @@ mod tests {
         let stats = store.stats();
         assert_eq!((stats.spans_stored, stats.spans_dropped), (3, 2));
         assert_eq!(store.spans()[0].span.span_id, format!("{:016x}", 3));
+    }
+
+    #[test]
+    fn the_byte_cap_counts_what_spans_hold() {
+        let mut heavy = span("a", 1);
+        heavy.span.display_name = Some(
+            gcloud_sdk::google::devtools::cloudtrace::v2::TruncatableString {
+                value: "x".repeat(100_000),
+                truncated_byte_count: 0,
+            },
+        );
+        let cap = 1024 * 1024;
+        let store = TraceStore::new(1_000).with_max_bytes(cap);
+        store.insert_batch(vec![heavy; 100], 0, 0);
+        let stats = store.stats();
+        assert!(stats.bytes_stored <= cap as u64, "{stats:?}");
+        assert!(
+            stats.spans_stored >= 5 && stats.spans_stored <= 10,
+            "{stats:?}"
+        );
+        assert_eq!(stats.spans_stored + stats.spans_dropped, 100);
     }
 
     #[test]

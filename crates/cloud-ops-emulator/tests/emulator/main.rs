@@ -5,10 +5,13 @@
 mod helpers;
 
 mod concurrency;
+mod console_pages;
+mod memory;
 mod metrics_read;
 mod metrics_write;
 mod otlp;
 mod properties;
+mod read_contention;
 mod robustness;
 mod slo;
 mod terraform_model;

@@ -438,3 +438,93 @@ async fn filters_nested_100_000_deep_are_invalid_arguments_not_a_crash() {
     }
     keeps_serving(&emu, "00f067aa0ba902bc").await;
 }
+
+#[tokio::test]
+async fn non_finite_doubles_are_kept_as_at_google_non_finite_distribution_means_are_not() {
+    use gcloud_sdk::google::monitoring::v3::{aggregation, Aggregation};
+
+    let emu = TestEmulator::start().await;
+    let values = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+    for (n, value) in values.into_iter().enumerate() {
+        let mut point = gauge(
+            "workload.googleapis.com/odd",
+            ts(-300 + 60 * n as i64),
+            value,
+        );
+        point.resource = Some(crate::helpers::metrics::generic_task("odd"));
+        emu.metrics()
+            .create_time_series(request(vec![point]))
+            .await
+            .expect("a non-finite double is accepted");
+    }
+    let now = crate::helpers::now_seconds();
+    let filter = "metric.type = \"workload.googleapis.com/odd\"";
+    let raw = emu.list_series(PROJECT, filter, now - 600, now).await;
+    let read: Vec<f64> = raw[0]
+        .points
+        .iter()
+        .filter_map(|p| match p.value.as_ref()?.value.as_ref()? {
+            typed_value::Value::DoubleValue(v) => Some(*v),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(read.len(), 3);
+    assert!(read[0] == f64::NEG_INFINITY && read[1] == f64::INFINITY && read[2].is_nan());
+    // Aligned and reduced, they do not fail the read.
+    for aligner in [
+        aggregation::Aligner::AlignMean,
+        aggregation::Aligner::AlignPercentile99,
+        aggregation::Aligner::AlignMax,
+    ] {
+        let answer = emu
+            .metrics()
+            .list_time_series(ListTimeSeriesRequest {
+                name: format!("projects/{PROJECT}"),
+                filter: filter.into(),
+                interval: Some(TimeInterval {
+                    start_time: Some(crate::helpers::ts_at(now - 600)),
+                    end_time: Some(crate::helpers::ts_at(now)),
+                }),
+                aggregation: Some(Aggregation {
+                    alignment_period: Some(prost_types::Duration {
+                        seconds: 60,
+                        nanos: 0,
+                    }),
+                    per_series_aligner: aligner as i32,
+                    cross_series_reducer: aggregation::Reducer::ReduceMax as i32,
+                    ..Aggregation::default()
+                }),
+                ..ListTimeSeriesRequest::default()
+            })
+            .await;
+        assert!(answer.is_ok(), "{aligner:?}: {answer:?}");
+    }
+
+    let mut nan_mean = series(
+        "workload.googleapis.com/d",
+        labels(&[]),
+        MetricKind::Gauge,
+        None,
+        ts(-10),
+        distribution(&[0, 1], 1.0),
+    );
+    if let Some(typed_value::Value::DistributionValue(d)) = nan_mean.points[0]
+        .value
+        .as_mut()
+        .and_then(|v| v.value.as_mut())
+    {
+        d.mean = f64::NAN;
+    }
+    let status = emu
+        .metrics()
+        .create_time_series(request(vec![nan_mean]))
+        .await
+        .unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("Distribution value with a non-finite |mean| of nan."),
+        "{}",
+        status.message()
+    );
+}

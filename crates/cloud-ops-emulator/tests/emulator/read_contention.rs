@@ -1,0 +1,159 @@
+//! A pathological `ListTimeSeries` beside a steady `CreateTimeSeries`
+//! stream: the read must not hold the writes up, and must stop when its
+//! client's deadline passes (issue #18, part 3).
+
+use std::time::{Duration, Instant};
+
+use cloud_ops_emulator::time::timestamp::now_nanos;
+use cloud_ops_emulator::EmulatorConfig;
+use gcloud_sdk::google::monitoring::v3::{ListTimeSeriesRequest, TimeInterval};
+use tonic::Code;
+
+use crate::helpers::metrics::{double, gauge, labels, request, series};
+use crate::helpers::{now_seconds, ts, ts_at, TestEmulator, PROJECT};
+
+const SERIES: usize = 40_000;
+const READ_TYPE: &str = "custom.googleapis.com/crowded";
+const PAGE: i32 = 10;
+
+/// `SERIES` one-point series of one metric type, written straight into
+/// the store (through gRPC it would take the test longer than the read).
+fn crowd(emu: &TestEmulator) {
+    let store = emu.emulator.store().metrics.clone();
+    let now = now_nanos();
+    let batch: Vec<_> = (0..SERIES)
+        .map(|n| {
+            series(
+                READ_TYPE,
+                labels(&[("path", &format!("/books/{n}"))]),
+                gcloud_sdk::google::api::metric_descriptor::MetricKind::Gauge,
+                None,
+                ts(-30),
+                double(n as f64),
+            )
+        })
+        .collect();
+    for chunk in batch.chunks(200) {
+        let outcome = store.write(PROJECT, chunk, now);
+        assert!(outcome.errors.is_empty(), "{:?}", &outcome.errors[..1]);
+    }
+}
+
+/// A read that matches every series against a long chain of comparisons:
+/// seconds of filtering.
+fn slow_read() -> ListTimeSeriesRequest {
+    let misses: Vec<String> = (0..400)
+        .map(|n| format!("metric.labels.path = \"/nowhere/{n}\""))
+        .collect();
+    ListTimeSeriesRequest {
+        name: format!("projects/{PROJECT}"),
+        filter: format!(
+            "metric.type = \"{READ_TYPE}\" AND ({} OR metric.labels.path = starts_with(\"/books/\"))",
+            misses.join(" OR ")
+        ),
+        interval: Some(TimeInterval {
+            start_time: Some(ts_at(now_seconds() - 3600)),
+            end_time: Some(ts_at(now_seconds())),
+        }),
+        // The whole read is done before it is paged: a small page keeps
+        // the answer under the client's 4 MiB, not the work.
+        page_size: PAGE,
+        ..ListTimeSeriesRequest::default()
+    }
+}
+
+fn emulator_config() -> EmulatorConfig {
+    EmulatorConfig {
+        // Each write below is a new point of one series every 20 ms.
+        min_sampling_period: Duration::ZERO,
+        ..EmulatorConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_not_held_up_by_a_slow_read() {
+    let emu = TestEmulator::start_with(emulator_config()).await;
+    crowd(&emu);
+
+    let mut reader = emu.metrics();
+    let read = tokio::spawn(async move {
+        let started = Instant::now();
+        let answer = reader.list_time_series(slow_read()).await;
+        (
+            started.elapsed(),
+            answer.map(|r| r.into_inner().time_series.len()),
+        )
+    });
+
+    let mut writer = emu.metrics();
+    let mut worst = Duration::ZERO;
+    let mut writes = 0;
+    let mut offset = 0i64;
+    while !read.is_finished() {
+        // One point a millisecond apart from the last: always in order.
+        offset += 1;
+        let end = prost_types::Timestamp {
+            seconds: now_seconds() - 60,
+            nanos: i32::try_from(offset % 1_000_000_000).unwrap(),
+        };
+        let started = Instant::now();
+        writer
+            .create_time_series(request(vec![gauge(
+                "custom.googleapis.com/steady",
+                end,
+                1.0,
+            )]))
+            .await
+            .expect("the write succeeds");
+        worst = worst.max(started.elapsed());
+        writes += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (read_took, answer) = read.await.unwrap();
+    eprintln!("the read took {read_took:?}; the slowest of {writes} writes beside it {worst:?}");
+    assert_eq!(answer.expect("the read succeeds"), PAGE as usize);
+    // The read must be slow for the test to mean anything.
+    assert!(
+        read_took > Duration::from_millis(1500),
+        "the read took only {read_took:?}"
+    );
+    // Generous for a busy 2-core machine; before the fix a write waited
+    // for the whole read.
+    assert!(
+        worst < Duration::from_millis(500),
+        "a write waited {worst:?} beside a read of {read_took:?} ({writes} writes)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_stops_when_its_deadline_passes() {
+    let emu = TestEmulator::start_with(emulator_config()).await;
+    crowd(&emu);
+    let store = emu.emulator.store().metrics.clone();
+
+    let mut read = tonic::Request::new(slow_read());
+    read.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = emu.metrics().list_time_series(read).await.unwrap_err();
+    // The client gives up on its own (tonic says CANCELLED), or hears the
+    // server's DEADLINE_EXCEEDED first.
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The emulator notices too, and stops the work soon after.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while store.stats().reads_timed_out == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the read went on past its client's deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
