@@ -15,10 +15,10 @@
 //! The emulator is its own crate, [`cloud_ops_emulator`]; the service
 //! starts it in-process when no Google project is configured.
 
-pub mod app;
+pub(crate) mod app;
 pub mod config;
 pub mod loadgen;
-pub mod platform;
+pub(crate) mod platform;
 pub mod telemetry;
 
 use std::sync::Arc;

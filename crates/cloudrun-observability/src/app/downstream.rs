@@ -143,15 +143,6 @@ impl DownstreamError {
             }
         }
     }
-
-    /// The HTTP status the dependency answered with, if it answered.
-    pub fn status(&self) -> Option<StatusCode> {
-        match &self.failure {
-            DownstreamFailure::Rejected { status, .. }
-            | DownstreamFailure::BadResponse { status, .. } => Some(*status),
-            DownstreamFailure::Unreachable { .. } | DownstreamFailure::NoIdToken { .. } => None,
-        }
-    }
 }
 
 /// The error body every service of this project answers with.
@@ -190,10 +181,6 @@ impl DownstreamClient {
             base_url,
             id_tokens,
         })
-    }
-
-    pub fn base_url(&self) -> &str {
-        &self.base_url
     }
 
     /// POSTs `body` as JSON to `path` in a CLIENT span and decodes the JSON

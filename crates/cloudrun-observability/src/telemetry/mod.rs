@@ -17,10 +17,10 @@
 //!   export health counters.
 
 pub mod export;
-pub mod http_request;
+pub(crate) mod http_request;
 pub mod logs;
 pub mod metrics;
-pub mod middleware;
+pub(crate) mod middleware;
 pub mod resource;
 pub mod traces;
 

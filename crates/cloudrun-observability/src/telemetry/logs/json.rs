@@ -73,24 +73,6 @@ pub fn push_string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
 }
 
-/// Appends what `value`'s `Debug` writes, as a JSON string, without
-/// formatting it into a `String` first.
-pub fn push_debug_string(out: &mut Vec<u8>, value: &dyn fmt::Debug) {
-    out.push(b'"');
-    let _ = fmt::write(&mut Escaping(out), format_args!("{value:?}"));
-    out.push(b'"');
-}
-
-/// A `fmt::Write` that escapes what it is given into the buffer.
-struct Escaping<'a>(&'a mut Vec<u8>);
-
-impl fmt::Write for Escaping<'_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        push_escaped(self.0, text);
-        Ok(())
-    }
-}
-
 /// The longest truncation marker: `…` (3 bytes), `[truncated `, 20 digits,
 /// ` bytes]`.
 const MARKER_MAX: usize = 3 + 11 + 20 + 7;
@@ -106,8 +88,9 @@ pub fn push_string_capped(out: &mut Vec<u8>, value: &str, max: usize) {
     out.push(b'"');
 }
 
-/// [`push_debug_string`], capped as [`push_string_capped`] caps: a huge
-/// `Debug` is formatted to the end but not kept.
+/// What `value`'s `Debug` writes, as a JSON string capped as
+/// [`push_string_capped`] caps, without formatting it into a `String`
+/// first: a huge `Debug` is formatted to the end but not kept.
 pub fn push_debug_string_capped(out: &mut Vec<u8>, value: &dyn fmt::Debug, max: usize) {
     out.push(b'"');
     let mut capped = Capped::new(out, max);

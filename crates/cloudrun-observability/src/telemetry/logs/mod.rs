@@ -7,9 +7,9 @@
 //! out in batches from a thread of its own. Locally `LOG_FORMAT=pretty`
 //! prints human-readable lines instead.
 
-pub mod error_reporting;
+pub(crate) mod error_reporting;
 pub mod format;
-pub mod json;
+pub(crate) mod json;
 pub mod stdout;
 
 use std::backtrace::{Backtrace, BacktraceStatus};

@@ -14,9 +14,9 @@
 //! periodic reader exports every `OTEL_METRIC_EXPORT_INTERVAL`, on its own
 //! thread.
 
-pub mod cloud_monitoring;
-pub mod cloud_monitoring_mapping;
-pub mod otlp;
+pub(crate) mod cloud_monitoring;
+pub(crate) mod cloud_monitoring_mapping;
+pub(crate) mod otlp;
 
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};

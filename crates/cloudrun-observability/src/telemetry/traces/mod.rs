@@ -7,11 +7,11 @@
 //! queue is dropped *and counted* here (the SDK counts its drops privately).
 //! Requests never wait for an export.
 
-pub mod cloud_trace;
-pub mod cloud_trace_mapping;
+pub(crate) mod cloud_trace;
+pub(crate) mod cloud_trace_mapping;
 pub mod context;
-pub mod otlp;
-pub mod sampler;
+pub(crate) mod otlp;
+pub(crate) mod sampler;
 pub mod server_span;
 pub mod span_data;
 
