@@ -20,16 +20,16 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317` just works.
 
 pub mod alerting;
-pub mod cli;
+pub(crate) mod cli;
 pub mod console;
-pub mod deadline;
+pub(crate) mod deadline;
 pub(crate) mod grpc;
 pub(crate) mod guard;
 pub(crate) mod json;
 pub mod logging;
 pub mod monitoring;
 pub mod otlp;
-pub mod status;
+pub(crate) mod status;
 pub mod terraform;
 pub mod time;
 pub mod trace;
