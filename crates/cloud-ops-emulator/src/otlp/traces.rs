@@ -22,7 +22,7 @@ use opentelemetry_proto::tonic::common::v1::{any_value::Value as Any, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, ResourceSpans, Span, Status};
 
-use super::{nanos, OtlpError, OtlpIngest, Rejections};
+use super::{hex_id, nanos, OtlpError, OtlpIngest, Rejections};
 use crate::time::timestamp::from_nanos;
 use crate::trace::store::StoredSpan;
 
@@ -218,7 +218,7 @@ fn check_id(field: &str, id: &[u8], len: usize) -> Result<(), String> {
     if id.len() != len || id.iter().all(|b| *b == 0) {
         return Err(format!(
             "{field} had an invalid value of \"{}\": expected {len} bytes, not all zero.",
-            hex::encode(id)
+            hex_id(id)
         ));
     }
     Ok(())
@@ -296,8 +296,8 @@ fn check_span(span: &Span) -> Result<(), String> {
 /// A checked span as Cloud Trace stores it: its strings and attributes
 /// moved in, `base` (the resource's and the scope's attributes) under its own.
 fn convert_span(project: &str, span: Span, base: &HashMap<String, AttributeValue>) -> StoredSpan {
-    let trace_id = hex::encode(&span.trace_id);
-    let span_id = hex::encode(&span.span_id);
+    let trace_id = hex_id(&span.trace_id);
+    let span_id = hex_id(&span.span_id);
     let mut attributes = base.clone();
     attributes.reserve(span.attributes.len());
     attributes.extend(attribute_entries(span.attributes));
@@ -309,7 +309,7 @@ fn convert_span(project: &str, span: Span, base: &HashMap<String, AttributeValue
         span: v2::Span {
             name: span_name(project, &trace_id, &span_id),
             span_id,
-            parent_span_id: hex::encode(&span.parent_span_id),
+            parent_span_id: hex_id(&span.parent_span_id),
             display_name: Some(truncatable(span.name)),
             start_time: Some(from_nanos(nanos(span.start_time_unix_nano))),
             end_time: Some(from_nanos(nanos(span.end_time_unix_nano))),
@@ -370,8 +370,8 @@ fn annotation(event: Event) -> span::TimeEvent {
 
 fn link(link: Link) -> span::Link {
     span::Link {
-        trace_id: hex::encode(&link.trace_id),
-        span_id: hex::encode(&link.span_id),
+        trace_id: hex_id(&link.trace_id),
+        span_id: hex_id(&link.span_id),
         r#type: span::link::Type::Unspecified as i32,
         attributes: Some(attributes_of(
             link.attributes,
