@@ -7,6 +7,7 @@
 //! JSON) with the HTTP status of its code, as the OTLP specification
 //! describes.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use axum::body::Bytes;
@@ -129,7 +130,8 @@ fn encoding_of(headers: &HeaderMap) -> Result<Encoding, Rejection> {
     }
 }
 
-fn decompress(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Rejection> {
+/// The body, inflated if gzipped; as it came (not copied) if not.
+fn decompress<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Cow<'a, [u8]>, Rejection> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -137,7 +139,7 @@ fn decompress(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Rejection> {
         .trim()
         .to_ascii_lowercase();
     match encoding.as_str() {
-        "" | "identity" => Ok(body.to_vec()),
+        "" | "identity" => Ok(Cow::Borrowed(body)),
         "gzip" => {
             let mut out = Vec::new();
             // Reads one byte past the cap to tell a body at the cap from a bigger one.
@@ -152,7 +154,7 @@ fn decompress(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Rejection> {
                         "The decompressed request is larger than {MAX_REQUEST_BYTES} bytes."
                     ),
                 }),
-                Ok(_) => Ok(out),
+                Ok(_) => Ok(Cow::Owned(out)),
                 Err(error) => Err(Rejection {
                     status: StatusCode::BAD_REQUEST,
                     code: tonic::Code::InvalidArgument,

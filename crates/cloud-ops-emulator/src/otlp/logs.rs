@@ -35,7 +35,7 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use prost::Message;
 use serde_json::{Map, Value as Json};
 
-use super::{attribute, hex, json, json_map, nanos, text, OtlpError, OtlpIngest, Rejections};
+use super::{attribute, hex_id, json, json_map, nanos, text, OtlpError, OtlpIngest, Rejections};
 use crate::logging::store::{http_request, LogEntry, LogResource, Severity, CLOUD_RUN_REVISION};
 use crate::time::timestamp::{from_nanos, now_nanos, rfc3339};
 
@@ -282,9 +282,9 @@ fn entry(
         );
     }
     let trace = (record.trace_id.len() == 16 && record.trace_id.iter().any(|b| *b != 0))
-        .then(|| (project.to_owned(), hex(&record.trace_id)));
+        .then(|| (project.to_owned(), hex_id(&record.trace_id)));
     let span_id = (record.span_id.len() == 8 && record.span_id.iter().any(|b| *b != 0))
-        .then(|| hex(&record.span_id));
+        .then(|| hex_id(&record.span_id));
     LogEntry {
         id: 0,
         received_nanos: received,
