@@ -3,7 +3,10 @@
 //! inside a request span that carries a trace context, as in the service;
 //! first into a sink that keeps nothing (formatting alone), then through the
 //! batched stdout queue to a writer thread writing to `/dev/null` (what a
-//! request pays, plus the writer's share).
+//! request pays, plus the writer's share). Last, the same line through
+//! json-subscriber 0.3, the crate issue #16 named as the alternative to a
+//! layer of our own, configured as near to Cloud Logging's line as its API
+//! goes (see [`json_subscriber_layer`]): the measurement behind the choice.
 //!
 //! ```sh
 //! cargo bench --bench logging
@@ -34,16 +37,8 @@ fn main() {
     // Global, as in the service: the layer reads the trace context of the
     // current span, as it does there.
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-    let span = tracing::info_span!("request");
-    span_data::attach(
-        &span,
-        TraceContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            sampled: true,
-        },
-    );
-    let _entered = span.enter();
+    let span = request_span();
+    let entered = span.enter();
 
     let formatted = run();
     let first = String::from_utf8_lossy(FIRST_LINE.get().expect("a line was written"));
@@ -59,6 +54,110 @@ fn main() {
     let queued = run();
     assert!(queue.flush(Duration::from_secs(10)));
     report("formatted, queued, written", queued, Some(&queue));
+    drop(entered);
+
+    let json_subscriber = tracing::subscriber::with_default(
+        Registry::default()
+            .with(env_filter(None).expect("default filter"))
+            .with(json_subscriber_layer()),
+        || {
+            let span = request_span();
+            let _entered = span.enter();
+            run()
+        },
+    );
+    let first = String::from_utf8_lossy(FIRST_JSON_SUBSCRIBER_LINE.get().expect("a line"));
+    assert!(
+        first.contains("\"requestMethod\":\"GET\"") && first.contains("/traces/"),
+        "json-subscriber's lines lack fields: {first}"
+    );
+    report(
+        "json-subscriber 0.3, a flat line (a lower bound: see the bench's source), formatted into a sink",
+        json_subscriber,
+        None,
+    );
+    print!("logging: a line json-subscriber wrote: {first}");
+}
+
+/// The request span of the service's middleware, with its trace context.
+fn request_span() -> tracing::Span {
+    let span = tracing::info_span!("request");
+    span_data::attach(
+        &span,
+        TraceContext {
+            trace_id: TraceId::random(),
+            span_id: SpanId::random(),
+            sampled: true,
+        },
+    );
+    span
+}
+
+/// json-subscriber configured for the Cloud Logging line as far as its API
+/// goes: time, severity, target, source file and line, the event's fields
+/// renamed to their camel-case names, the trace, span id and sampling
+/// decision from the request span. It cannot nest the `http_request.*`
+/// fields into `httpRequest` or `sourceLocation`, name the level `WARNING`,
+/// or add the Error Reporting fields, so its line is flat and smaller than
+/// the service's: the figure it gives is a lower bound of its cost.
+fn json_subscriber_layer<S>() -> json_subscriber::JsonLayer<S, fn() -> FirstLineWriter>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    let mut layer = json_subscriber::JsonLayer::new(FirstLineWriter::default as fn() -> _);
+    layer
+        .with_timer("time", tracing_subscriber::fmt::time::SystemTime)
+        .with_level("severity")
+        .with_target("target")
+        .with_file("file")
+        .with_line_number("line")
+        .with_flattened_event_with_renames(|name, ()| camel_case_name(name), ());
+    layer.add_from_extension::<TraceContext, _, _>("logging.googleapis.com/trace", |trace| {
+        Some(format!("projects/bench-project/traces/{}", trace.trace_id))
+    });
+    layer.add_from_extension::<TraceContext, _, _>("logging.googleapis.com/spanId", |trace| {
+        Some(trace.span_id.to_string())
+    });
+    layer.add_from_extension::<TraceContext, _, _>(
+        "logging.googleapis.com/trace_sampled",
+        |trace| Some(trace.sampled),
+    );
+    layer
+}
+
+/// The request line's field names as the Cloud Logging layer writes them
+/// (without the `httpRequest` nesting json-subscriber cannot do).
+fn camel_case_name(name: &str) -> &str {
+    match name {
+        "http_request.request_method" => "requestMethod",
+        "http_request.request_url" => "requestUrl",
+        "http_request.response_size" => "responseSize",
+        "http_request.user_agent" => "userAgent",
+        "http_request.remote_ip" => "remoteIp",
+        "http_request.latency" => "latency",
+        "http_request.protocol" => "protocol",
+        "http_request.status" => "status",
+        "latency_ms" => "latencyMs",
+        other => other,
+    }
+}
+
+static FIRST_JSON_SUBSCRIBER_LINE: OnceLock<Vec<u8>> = OnceLock::new();
+
+/// json-subscriber's writer: keeps the first line, for the check after the
+/// run, and drops the rest, as [`Switch`] does for the first run.
+#[derive(Default)]
+struct FirstLineWriter;
+
+impl std::io::Write for FirstLineWriter {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        FIRST_JSON_SUBSCRIBER_LINE.get_or_init(|| line.to_vec());
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The CPU time this thread spent logging `LINES` lines: on a machine
