@@ -24,7 +24,6 @@ use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
-use axum::Extension;
 use axum::{Json, Router};
 use serde::Serialize;
 use thiserror::Error;
@@ -236,10 +235,10 @@ pub fn router(state: AppState, options: RouterOptions) -> Router {
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state);
     if options.telemetry {
-        router
-            .layer(axum::middleware::from_fn(middleware::track_request))
-            // Outside the middleware, so that it reads it on each request.
-            .layer(Extension(options.trusted_hops))
+        router.layer(axum::middleware::from_fn_with_state(
+            options.trusted_hops,
+            middleware::track_request,
+        ))
     } else {
         router
     }

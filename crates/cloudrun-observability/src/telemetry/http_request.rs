@@ -15,8 +15,9 @@ use http::HeaderMap;
 
 use crate::telemetry::logs::error_reporting::HttpContext;
 
-/// The request's [`HttpContext`] (no status yet).
-pub(crate) fn http_context(request: &Request) -> HttpContext {
+/// The request's [`HttpContext`] (no status yet); `hops` says which
+/// `X-Forwarded-For` entry names the client.
+pub(crate) fn http_context(request: &Request, hops: TrustedHops) -> HttpContext {
     let headers = request.headers();
     HttpContext {
         method: request.method().to_string(),
@@ -25,9 +26,20 @@ pub(crate) fn http_context(request: &Request) -> HttpContext {
             .get(USER_AGENT)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned),
-        remote_ip: client_ip(request),
+        remote_ip: client_ip(request, hops),
         response_status_code: None,
     }
+}
+
+/// The methods of OpenTelemetry's HTTP semantic conventions, as static
+/// strings: the span attribute, span name and metric label take them without
+/// an allocation. Any other method is for the caller to bound (a client can
+/// make up as many as it likes).
+pub(crate) fn known_method(method: &str) -> Option<&'static str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    KNOWN.into_iter().find(|known| *known == method)
 }
 
 /// Words that make a query parameter's name credential-like, found anywhere
@@ -153,8 +165,8 @@ fn percent_decoded(raw: &[u8]) -> impl Iterator<Item = u8> + '_ {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// How many entries at the right end of `X-Forwarded-For` proxies this
-/// service trusts wrote (`FORWARDED_FOR_TRUSTED_HOPS`); the router puts it
-/// on every request.
+/// service trusts wrote (`FORWARDED_FOR_TRUSTED_HOPS`); the request
+/// middleware's state.
 ///
 /// Each proxy appends the address it received the request from and keeps
 /// whatever came before, which the client may have written. So only
@@ -174,10 +186,9 @@ impl Default for TrustedHops {
 
 /// `httpRequest.remoteIp`: the client's address as the nearest trusted
 /// proxy saw it, else the connection's peer.
-fn client_ip(request: &Request) -> Option<String> {
-    let extensions = request.extensions();
-    let hops = extensions.get::<TrustedHops>().copied().unwrap_or_default();
-    let peer = extensions
+fn client_ip(request: &Request, hops: TrustedHops) -> Option<String> {
+    let peer = request
+        .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(peer)| peer.ip());
     client_address(request.headers(), hops, peer).map(|address| address.to_string())

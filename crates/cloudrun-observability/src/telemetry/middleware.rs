@@ -16,12 +16,10 @@
 //! It never logs a header other than `User-Agent`: `Authorization` and
 //! cookies cannot leak into the logs.
 
-use std::collections::BTreeSet;
-use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use axum::body::HttpBody as _;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderMap;
@@ -29,7 +27,8 @@ use tracing::Instrument as _;
 
 use opentelemetry::trace::FutureExt as _;
 
-use crate::telemetry::http_request::http_context;
+use crate::telemetry::http_request::{http_context, TrustedHops};
+use crate::telemetry::intern::Interner;
 use crate::telemetry::logs::error_reporting::{
     self, CaughtPanic, ErrorReport, ErrorType, HttpContext,
 };
@@ -50,13 +49,17 @@ pub const REQUEST_SPAN_TARGET: &str = "cloudrun_observability::request";
 
 /// The middleware; add it with `Router::layer` so that it sees the matched
 /// route template.
-pub async fn track_request(mut request: Request, next: Next) -> Response {
+pub async fn track_request(
+    State(hops): State<TrustedHops>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|path| intern_route(path.as_str()));
-    let http = http_context(&request);
+    let http = http_context(&request, hops);
     let protocol = protocol_name(request.version());
 
     let server_span = server_span::start(
@@ -148,25 +151,8 @@ fn record_metrics(
 /// line (issue #10). Templates come from the router, so there are only as
 /// many as it has routes.
 fn intern_route(route: &str) -> &'static str {
-    static ROUTES: RwLock<BTreeSet<&'static str>> = RwLock::new(BTreeSet::new());
-    let known = ROUTES
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .get(route)
-        .copied();
-    known.unwrap_or_else(|| {
-        let mut routes = ROUTES
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match routes.get(route) {
-            Some(known) => known,
-            None => {
-                let leaked: &'static str = Box::leak(route.to_owned().into_boxed_str());
-                routes.insert(leaked);
-                leaked
-            }
-        }
-    })
+    static ROUTES: Interner<Box<str>> = Interner::new();
+    ROUTES.get(route, || route.into(), || route.to_owned())
 }
 
 /// `httpRequest.protocol`: what `Version`'s `Debug` writes, without

@@ -12,12 +12,14 @@
 //! - [`http_request`]: the request's `httpRequest` fields, read from
 //!   untrusted input: the URL with its credentials redacted, the client's
 //!   address.
+//! - [`intern`]: route templates and span names made once per process.
 //! - [`resource`]: who this instance is (Cloud Run service, revision, region).
 //! - [`export`]: where telemetry goes, the one gRPC client setup, and the
 //!   export health counters.
 
 pub mod export;
 pub(crate) mod http_request;
+pub(crate) mod intern;
 pub mod logs;
 pub mod metrics;
 pub(crate) mod middleware;

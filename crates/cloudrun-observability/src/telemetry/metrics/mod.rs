@@ -29,6 +29,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use crate::telemetry::export::health::ExportHealth;
 use crate::telemetry::export::otlp::OtlpTarget;
 use crate::telemetry::export::Endpoint;
+use crate::telemetry::http_request::known_method;
 use crate::telemetry::logs::error_reporting::ErrorType;
 use crate::telemetry::metrics::cloud_monitoring::{
     sampling_period_for, CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle,
@@ -211,13 +212,7 @@ pub fn record_order(outcome: OrderOutcome) {
 /// The methods of OpenTelemetry's HTTP conventions; any other becomes
 /// `_OTHER`, so that made-up methods cannot add series.
 fn normalise_method(method: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE",
-    ];
-    KNOWN
-        .into_iter()
-        .find(|known| *known == method)
-        .unwrap_or("_OTHER")
+    known_method(method).unwrap_or("_OTHER")
 }
 
 /// The installed metrics pipeline.

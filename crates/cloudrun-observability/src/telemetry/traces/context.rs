@@ -11,6 +11,7 @@
 use std::fmt;
 
 use http::HeaderMap;
+use opentelemetry::trace::SpanContext;
 use rand::Rng;
 
 /// Trace id, span id and sampling decision of one span.
@@ -28,6 +29,18 @@ pub struct TraceId(pub u128);
 /// A 64-bit span id, never zero. Displays as 16 lowercase hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SpanId(pub u64);
+
+impl From<&SpanContext> for TraceContext {
+    /// The ids of a span OpenTelemetry started, as log lines and downstream
+    /// calls carry them.
+    fn from(span: &SpanContext) -> Self {
+        Self {
+            trace_id: TraceId(u128::from_be_bytes(span.trace_id().to_bytes())),
+            span_id: SpanId(u64::from_be_bytes(span.span_id().to_bytes())),
+            sampled: span.is_sampled(),
+        }
+    }
+}
 
 impl fmt::Display for TraceId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -32,7 +32,7 @@ use crate::telemetry::export::health::ExportHealth;
 use crate::telemetry::export::otlp::OtlpTarget;
 use crate::telemetry::export::Endpoint as TraceEndpoint;
 use crate::telemetry::traces::cloud_trace::CloudTraceExporter;
-use crate::telemetry::traces::context::{RemoteParent, SpanId, TraceContext, TraceId};
+use crate::telemetry::traces::context::{RemoteParent, SpanId, TraceContext};
 use crate::telemetry::traces::otlp::OtlpSpanExporter;
 use crate::telemetry::traces::sampler::CloudRunSampler;
 
@@ -228,11 +228,9 @@ pub fn trace_context_of(span: &tracing::Span) -> Option<TraceContext> {
     let context = span.context();
     let span_ref = context.span();
     let span_context = span_ref.span_context();
-    span_context.is_valid().then(|| TraceContext {
-        trace_id: TraceId(u128::from_be_bytes(span_context.trace_id().to_bytes())),
-        span_id: SpanId(u64::from_be_bytes(span_context.span_id().to_bytes())),
-        sampled: span_context.is_sampled(),
-    })
+    span_context
+        .is_valid()
+        .then(|| TraceContext::from(span_context))
 }
 
 /// The `tracestate` to send on with a downstream call.

@@ -15,8 +15,7 @@
 //! `tracing` span has no OpenTelemetry parent of its own.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::OnceLock;
 
 use http::{HeaderMap, Method};
 use opentelemetry::trace::{
@@ -25,7 +24,9 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
-use crate::telemetry::traces::context::{extract_remote_parent, SpanId, TraceContext, TraceId};
+use crate::telemetry::http_request::known_method;
+use crate::telemetry::intern::Interner;
+use crate::telemetry::traces::context::{extract_remote_parent, TraceContext};
 use crate::telemetry::traces::remote_context;
 
 /// The tracer of the process's SERVER spans, once telemetry is on.
@@ -88,13 +89,7 @@ pub fn start(headers: &HeaderMap, request: &RequestAttributes<'_>) -> Option<Ser
 impl ServerSpan {
     /// The ids the request's log lines and downstream calls carry.
     pub fn trace_context(&self) -> TraceContext {
-        let span = self.context.span();
-        let ids = span.span_context();
-        TraceContext {
-            trace_id: TraceId(u128::from_be_bytes(ids.trace_id().to_bytes())),
-            span_id: SpanId(u64::from_be_bytes(ids.span_id().to_bytes())),
-            sampled: ids.is_sampled(),
-        }
+        TraceContext::from(self.context.span().span_context())
     }
 
     /// The context to poll the handler in, so that spans started inside it
@@ -165,26 +160,17 @@ fn capped(value: &str) -> String {
 /// The method as a static string for the standard methods (no allocation),
 /// owned for an extension method.
 fn method_value(method: &Method) -> Value {
-    match standard_method(method) {
+    match known_method(method.as_str()) {
         Some(name) => Value::String(StringValue::from(name)),
         None => Value::String(StringValue::from(method.as_str().to_owned())),
     }
-}
-
-fn standard_method(method: &Method) -> Option<&'static str> {
-    const STANDARD: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
-    STANDARD
-        .into_iter()
-        .find(|standard| *standard == method.as_str())
 }
 
 /// `METHOD /route/{template}`, or the method alone when no route matched
 /// (never the raw path: span names must stay few). Interned for the
 /// standard methods, whose number times the router's routes bounds the set.
 fn span_name(method: &Method, route: Option<&'static str>) -> Cow<'static, str> {
-    let Some(name) = standard_method(method) else {
+    let Some(name) = known_method(method.as_str()) else {
         return Cow::Owned(match route {
             Some(route) => format!("{method} {route}"),
             None => method.as_str().to_owned(),
@@ -193,21 +179,9 @@ fn span_name(method: &Method, route: Option<&'static str>) -> Cow<'static, str> 
     let Some(route) = route else {
         return Cow::Borrowed(name);
     };
-    static NAMES: RwLock<BTreeMap<(&'static str, &'static str), &'static str>> =
-        RwLock::new(BTreeMap::new());
+    static NAMES: Interner<(&'static str, &'static str)> = Interner::new();
     let key = (name, route);
-    let known = NAMES
-        .read()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .get(&key)
-        .copied();
-    Cow::Borrowed(known.unwrap_or_else(|| {
-        *NAMES
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .entry(key)
-            .or_insert_with(|| Box::leak(format!("{name} {route}").into_boxed_str()))
-    }))
+    Cow::Borrowed(NAMES.get(&key, || key, || format!("{name} {route}")))
 }
 
 #[cfg(test)]
