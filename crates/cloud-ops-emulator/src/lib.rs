@@ -23,6 +23,7 @@ pub mod alerting;
 pub(crate) mod cli;
 pub mod console;
 pub(crate) mod deadline;
+pub(crate) mod footprint;
 pub(crate) mod grpc;
 pub(crate) mod guard;
 pub(crate) mod json;
