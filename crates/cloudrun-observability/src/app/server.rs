@@ -13,12 +13,24 @@
 //! - Before either, a new connection must send its first byte within the
 //!   header timeout: until then hyper does not know the protocol and runs
 //!   no clock.
+//! - HTTP/2 (h2c, which Cloud Run sends with `--use-http2`): hyper has no
+//!   head timeout there, so each connection counts its requests in flight
+//!   ([`InFlight`], from a request's complete head to its response's last
+//!   byte), and one without any for the header timeout is closed: first
+//!   with a GOAWAY, then, after [`CLOSE_GRACE`], by dropping it if the
+//!   client has not gone (a client that sent the preface and nothing more,
+//!   or half a header block). That is HTTP/1's rule too, where hyper's own
+//!   timer fires at the same moment. Keep-alive pings
+//!   ([`H2_PING_INTERVAL`], [`H2_PING_TIMEOUT`]) close a connection whose
+//!   peer has gone without a word while a stream is open.
 //!
 //! Shutdown is graceful as with `axum::serve`: stop accepting, let each
 //! connection finish its requests.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::{pin, Pin};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -26,16 +38,26 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt as _;
+
+/// How long a connection that told the server to go away (GOAWAY) has to
+/// close before it is dropped: a client that answers closes within a round
+/// trip.
+pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How often an HTTP/2 connection is pinged, and how long the answer may
+/// take: a peer gone without a word is noticed within 80 s, while a stream
+/// is open or not. Google's front end answers pings as any HTTP/2 peer must.
+pub(crate) const H2_PING_INTERVAL: Duration = Duration::from_secs(60);
+pub(crate) const H2_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a connection may take to send a request's head, and a request
 /// its body.
@@ -65,8 +87,12 @@ pub(crate) async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(timeouts.header);
-    let graceful = GracefulShutdown::new();
-    // Tells connections still waiting for their first byte to go away.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .keep_alive_timeout(H2_PING_TIMEOUT);
+    // Tells the connections to finish; closed once every one has.
     let (stopping, stop) = watch::channel(());
     let mut shutdown = pin!(shutdown);
     loop {
@@ -80,21 +106,15 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let body_budget = timeouts.body;
-        let service = router
-            .clone()
-            .map_request(move |request: http::Request<Incoming>| {
-                let mut request = request.map(|body| with_deadline(body, body_budget));
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request
-            });
+        let in_flight = InFlight::default();
+        let service = serve_request(router.clone(), peer, timeouts.body, in_flight.clone());
         let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
+            let mut watch_stop = stop.clone();
             let first_byte = tokio::select! {
                 arrived = first_byte_within(&stream, timeouts.header) => arrived,
-                _ = stop.changed() => false,
+                _ = watch_stop.changed() => false,
             };
             if !first_byte {
                 return;
@@ -103,14 +123,131 @@ pub(crate) async fn serve(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service),
             );
-            // A client that went away or sent garbage: hyper has answered
-            // what could be answered; nothing to log per connection.
-            let _ = watcher.watch(connection.into_owned()).await;
+            serve_connection(
+                connection,
+                |c| c.graceful_shutdown(),
+                in_flight,
+                timeouts.header,
+                stop,
+            )
+            .await;
         });
     }
     drop(listener);
-    drop(stopping);
-    graceful.shutdown().await;
+    drop(stop);
+    // Every connection holds a receiver until it is done.
+    let _ = stopping.send(());
+    stopping.closed().await;
+}
+
+/// The router as a connection's service: each request with its peer's
+/// address and its body's deadline, counted in `in_flight` until its
+/// response's last byte is sent (or the response dropped).
+fn serve_request(
+    router: Router,
+    peer: std::net::SocketAddr,
+    body_budget: Duration,
+    in_flight: InFlight,
+) -> impl tower::Service<
+    http::Request<Incoming>,
+    Response = http::Response<Body>,
+    Error = Infallible,
+    Future = impl Future<Output = Result<http::Response<Body>, Infallible>> + Send,
+> + Clone {
+    tower::service_fn(move |request: http::Request<Incoming>| {
+        let begun = in_flight.begin();
+        let mut request = request.map(|body| with_deadline(body, body_budget));
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await?;
+            Ok(response.map(|body| begun.until_end_of(body)))
+        }
+    })
+}
+
+/// Drives `connection` until it ends, the server stops (a graceful
+/// shutdown, as long as its requests take), or it has had no request in
+/// flight for `idle_limit` (a graceful shutdown, then a drop after
+/// [`CLOSE_GRACE`] once no request is in flight).
+async fn serve_connection<C: Future>(
+    connection: C,
+    graceful_shutdown: impl FnOnce(Pin<&mut C>),
+    in_flight: InFlight,
+    idle_limit: Duration,
+    mut stop: watch::Receiver<()>,
+) {
+    let mut connection = pin!(connection);
+    let mut activity = in_flight.watch();
+    let idle = tokio::select! {
+        // A client that went away or sent garbage: hyper has answered
+        // what could be answered; nothing to log per connection.
+        _ = connection.as_mut() => return,
+        () = idle_for(&mut activity, idle_limit) => true,
+        _ = stop.changed() => false,
+    };
+    graceful_shutdown(connection.as_mut());
+    if !idle {
+        let _ = connection.await;
+        return;
+    }
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = async {
+            tokio::time::sleep(CLOSE_GRACE).await;
+            let _ = activity.wait_for(|n| *n == 0).await;
+        } => {}
+    }
+}
+
+/// Resolves once no request has been in flight for `limit`.
+async fn idle_for(activity: &mut watch::Receiver<usize>, limit: Duration) {
+    loop {
+        if activity.wait_for(|n| *n == 0).await.is_err() {
+            return std::future::pending().await;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(limit) => return,
+            changed = activity.changed() => if changed.is_err() {
+                return std::future::pending().await;
+            },
+        }
+    }
+}
+
+/// The requests in flight on one connection.
+#[derive(Clone, Default)]
+struct InFlight(Arc<watch::Sender<usize>>);
+
+/// One request in flight; it ends when this is dropped.
+struct Begun(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn begin(&self) -> Begun {
+        self.0.send_modify(|n| *n += 1);
+        Begun(Arc::clone(&self.0))
+    }
+
+    fn watch(&self) -> watch::Receiver<usize> {
+        self.0.subscribe()
+    }
+}
+
+impl Begun {
+    /// `body`, holding this request in flight until hyper has sent its
+    /// last byte and dropped it.
+    fn until_end_of(self, body: Body) -> Body {
+        Body::new(body.map_frame(move |frame| {
+            let _held = &self;
+            frame
+        }))
+    }
+}
+
+impl Drop for Begun {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 /// Whether the connection sent a first byte within `timeout`. hyper's
