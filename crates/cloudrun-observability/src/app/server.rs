@@ -14,7 +14,9 @@
 //!   header timeout: until then hyper does not know the protocol and runs
 //!   no clock.
 //! - HTTP/2 (h2c, which Cloud Run sends with `--use-http2`): hyper has no
-//!   head timeout there, so each connection counts its requests in flight
+//!   head timeout there, so each HTTP/2 connection (told from HTTP/1 by
+//!   its first three bytes: HTTP/1 connections pay nothing for this) counts
+//!   its requests in flight
 //!   ([`InFlight`], from a request's complete head to its response's last
 //!   byte), and one without any for the header timeout is closed: first
 //!   with a GOAWAY, then, after [`CLOSE_GRACE`], by dropping it if the
@@ -106,31 +108,29 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let in_flight = InFlight::default();
-        let service = serve_request(router.clone(), peer, timeouts.body, in_flight.clone());
+        let router = router.clone();
         let builder = builder.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut watch_stop = stop.clone();
-            let first_byte = tokio::select! {
-                arrived = first_byte_within(&stream, timeouts.header) => arrived,
-                _ = watch_stop.changed() => false,
+            let protocol = tokio::select! {
+                protocol = protocol_within(&stream, timeouts.header) => protocol,
+                _ = watch_stop.changed() => None,
             };
-            if !first_byte {
-                return;
-            }
+            // HTTP/1 has hyper's own head timer: only HTTP/2 connections
+            // pay for counting their requests.
+            let watchdog = match protocol {
+                None => return,
+                Some(Protocol::Http1) => None,
+                Some(Protocol::Http2) => Some((InFlight::default(), timeouts.header)),
+            };
+            let in_flight = watchdog.as_ref().map(|(in_flight, _)| in_flight.clone());
+            let service = serve_request(router, peer, timeouts.body, in_flight);
             let connection = builder.serve_connection_with_upgrades(
                 TokioIo::new(stream),
                 TowerToHyperService::new(service),
             );
-            serve_connection(
-                connection,
-                |c| c.graceful_shutdown(),
-                in_flight,
-                timeouts.header,
-                stop,
-            )
-            .await;
+            serve_connection(connection, |c| c.graceful_shutdown(), watchdog, stop).await;
         });
     }
     drop(listener);
@@ -141,13 +141,13 @@ pub(crate) async fn serve(
 }
 
 /// The router as a connection's service: each request with its peer's
-/// address and its body's deadline, counted in `in_flight` until its
-/// response's last byte is sent (or the response dropped).
+/// address and its body's deadline and, on HTTP/2, counted in `in_flight`
+/// until its response's last byte is sent (or the response dropped).
 fn serve_request(
     router: Router,
     peer: std::net::SocketAddr,
     body_budget: Duration,
-    in_flight: InFlight,
+    in_flight: Option<InFlight>,
 ) -> impl tower::Service<
     http::Request<Incoming>,
     Response = http::Response<Body>,
@@ -155,42 +155,50 @@ fn serve_request(
     Future = impl Future<Output = Result<http::Response<Body>, Infallible>> + Send,
 > + Clone {
     tower::service_fn(move |request: http::Request<Incoming>| {
-        let begun = in_flight.begin();
+        let begun = in_flight.as_ref().map(InFlight::begin);
         let mut request = request.map(|body| with_deadline(body, body_budget));
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
         async move {
             let response = router.oneshot(request).await?;
-            Ok(response.map(|body| begun.until_end_of(body)))
+            Ok(match begun {
+                Some(begun) => response.map(|body| begun.until_end_of(body)),
+                None => response,
+            })
         }
     })
 }
 
 /// Drives `connection` until it ends, the server stops (a graceful
-/// shutdown, as long as its requests take), or it has had no request in
-/// flight for `idle_limit` (a graceful shutdown, then a drop after
-/// [`CLOSE_GRACE`] once no request is in flight).
+/// shutdown, as long as its requests take) or, with a `watchdog`, it has
+/// had no request in flight for the watchdog's limit (a graceful shutdown,
+/// then a drop after [`CLOSE_GRACE`] once no request is in flight).
 async fn serve_connection<C: Future>(
     connection: C,
     graceful_shutdown: impl FnOnce(Pin<&mut C>),
-    in_flight: InFlight,
-    idle_limit: Duration,
+    watchdog: Option<(InFlight, Duration)>,
     mut stop: watch::Receiver<()>,
 ) {
     let mut connection = pin!(connection);
-    let mut activity = in_flight.watch();
+    let mut activity = watchdog.as_ref().map(|(in_flight, _)| in_flight.watch());
+    let idle = async {
+        match (&mut activity, &watchdog) {
+            (Some(activity), Some((_, limit))) => idle_for(activity, *limit).await,
+            _ => std::future::pending().await,
+        }
+    };
     let idle = tokio::select! {
         // A client that went away or sent garbage: hyper has answered
         // what could be answered; nothing to log per connection.
         _ = connection.as_mut() => return,
-        () = idle_for(&mut activity, idle_limit) => true,
+        () = idle => true,
         _ = stop.changed() => false,
     };
     graceful_shutdown(connection.as_mut());
-    if !idle {
+    let Some(mut activity) = activity.filter(|_| idle) else {
         let _ = connection.await;
         return;
-    }
+    };
     tokio::select! {
         _ = connection.as_mut() => {}
         () = async {
@@ -250,15 +258,39 @@ impl Drop for Begun {
     }
 }
 
-/// Whether the connection sent a first byte within `timeout`. hyper's
-/// header clock starts only once it knows the protocol, which takes a
-/// byte: a connection that never sends one would be held forever.
-async fn first_byte_within(stream: &TcpStream, timeout: Duration) -> bool {
-    let mut byte = [0u8; 1];
-    matches!(
-        tokio::time::timeout(timeout, stream.peek(&mut byte)).await,
-        Ok(Ok(1))
-    )
+/// The protocol a connection speaks, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    /// It began with HTTP/2's preface (`PRI * HTTP/2.0`): h2c.
+    Http2,
+}
+
+/// The protocol the connection's first bytes announce, if they arrive within
+/// `timeout`. hyper's header clock starts only once it knows the protocol,
+/// which takes a byte: a connection that never sends one would be held
+/// forever. Three bytes tell HTTP/2's preface from any HTTP/1 method.
+async fn protocol_within(stream: &TcpStream, timeout: Duration) -> Option<Protocol> {
+    const PREFACE: &[u8] = b"PRI";
+    let peek = async {
+        let mut start = [0u8; 3];
+        loop {
+            let seen = stream.peek(&mut start).await.ok()?;
+            if seen == 0 {
+                return None;
+            }
+            if !PREFACE.starts_with(&start[..seen]) {
+                return Some(Protocol::Http1);
+            }
+            if seen == PREFACE.len() {
+                return Some(Protocol::Http2);
+            }
+            // Part of the preface, and the rest not yet here: a peek would
+            // return the same bytes at once, so wait a little.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(timeout, peek).await.ok().flatten()
 }
 
 /// What `axum::serve` does: a connection that failed before it was
