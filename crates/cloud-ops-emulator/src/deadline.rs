@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-/// When a piece of work must stop; `NONE` never passes.
+/// When a piece of work must stop; `NONE` never passes. The console's
+/// pages make one from their time budget ([`Deadline::after`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline(Option<Instant>);
 
@@ -16,6 +17,11 @@ pub struct Deadline(Option<Instant>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("Deadline expired before the operation could complete.")]
 pub struct DeadlineExceeded;
+
+/// What a read found before its deadline passed: the console shows it and
+/// says the page was cut short, where a gRPC read answers DEADLINE_EXCEEDED.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CutShort<T>(pub T);
 
 impl From<DeadlineExceeded> for tonic::Status {
     fn from(e: DeadlineExceeded) -> Self {

@@ -23,6 +23,7 @@ pub mod alerting;
 pub(crate) mod cli;
 pub mod console;
 pub(crate) mod deadline;
+pub(crate) mod footprint;
 pub(crate) mod grpc;
 pub(crate) mod guard;
 pub(crate) mod json;
@@ -95,6 +96,9 @@ pub struct EmulatorConfig {
     /// The project of OTLP data whose resource has no `gcp.project_id`;
     /// `None` rejects such data, as Google does.
     pub otlp_default_project: Option<String>,
+    /// How long a console page may search the stores; past it the page
+    /// shows what it found and says it was cut short.
+    pub console_page_budget: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -114,6 +118,7 @@ impl Default for EmulatorConfig {
             otlp_grpc_port: None,
             otlp_http_port: None,
             otlp_default_project: None,
+            console_page_budget: console::DEFAULT_PAGE_BUDGET,
         }
     }
 }
@@ -172,6 +177,9 @@ pub struct EmulatorStore {
     pub traces: TraceStore,
     pub metrics: MetricStore,
     pub logs: LogStore,
+    /// How long a console page may search the stores before it shows what
+    /// it found and says it was cut short.
+    pub page_budget: Duration,
     /// The Terraform monitoring, when loaded.
     pub alerting: Option<alerting::AlertingHandle>,
 }
@@ -193,6 +201,7 @@ impl EmulatorStore {
                 config.max_log_bytes,
                 config.log_source.clone(),
             ),
+            page_budget: config.console_page_budget,
             alerting: None,
         }
     }

@@ -80,7 +80,8 @@ pub struct Config {
     /// logs the connection's peer.
     pub forwarded_for_trusted_hops: usize,
     /// `HEADER_READ_TIMEOUT_MS`: how long an HTTP/1 connection may take to
-    /// send a request's head, idle keep-alive time included (default
+    /// send a request's head, idle keep-alive time included, and an HTTP/2
+    /// connection may go without a request in flight (default
     /// [`DEFAULT_HEADER_READ_TIMEOUT`]).
     pub header_read_timeout: Duration,
     /// `BODY_READ_TIMEOUT_MS`: how long a request may take to send its body
@@ -194,8 +195,10 @@ pub const DEFAULT_SPAN_QUEUE_SIZE: usize = 2048;
 /// entry is the client's.
 pub const DEFAULT_FORWARDED_FOR_TRUSTED_HOPS: usize = 1;
 
-/// Longer than the 600 s Google's front ends keep an idle connection to a
-/// backend: hyper's header timeout also closes idle keep-alive
+/// Longer than the 600 s Google's load balancers keep an idle connection
+/// to a backend (their fixed "backend keepalive timeout"; whether Cloud
+/// Run's own front end reuses connections as long is unverified, see
+/// `docs/reliability.md`): the header timeout also closes idle keep-alive
 /// connections, and closing one the front end is about to reuse fails that
 /// request. Cloud Run's front end forwards a request only once it has its
 /// whole head, so a slow client cannot hold the container's connections.

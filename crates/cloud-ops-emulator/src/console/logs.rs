@@ -13,6 +13,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{self, Section};
+use crate::deadline::{CutShort, Deadline};
 use crate::logging::store::{HttpRequest, LogEntry, LogSource, Severity};
 use crate::EmulatorStore;
 
@@ -101,13 +102,28 @@ fn contains_text(entry: &LogEntry, q: &str) -> bool {
 
 /// `GET /logs`.
 pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<LogQuery>) -> Markup {
-    let filter = LogFilter::from_query(&query);
+    let body = super::within_budget(store, move |store, deadline| {
+        render(store, &query, deadline)
+    })
+    .await;
+    layout::page(Section::Logs, "Logs", body)
+}
+
+/// The page's body: the entries matching `query` that the store's reader
+/// found before `deadline`, newest first.
+fn render(store: &EmulatorStore, query: &LogQuery, deadline: Deadline) -> Markup {
+    let filter = LogFilter::from_query(query);
     let page = query.page.unwrap_or(0);
     let skip = page.saturating_mul(PAGE_ENTRIES);
     // One more than a page says whether there is a next one.
-    let mut entries = store
-        .logs
-        .newest(skip.saturating_add(PAGE_ENTRIES + 1), |e| filter.matches(e));
+    let (mut entries, cut_short) = match store.logs.newest_by(
+        skip.saturating_add(PAGE_ENTRIES + 1),
+        |e| filter.matches(e),
+        deadline,
+    ) {
+        Ok(entries) => (entries, false),
+        Err(CutShort(entries)) => (entries, true),
+    };
     let entries: Vec<LogEntry> = entries.drain(skip.min(entries.len())..).collect();
     let more = entries.len() > PAGE_ENTRIES;
     let entries = &entries[..entries.len().min(PAGE_ENTRIES)];
@@ -118,8 +134,9 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<LogQue
         PREVIEW_BYTES
     };
     let stats = store.logs.stats();
-    let body = html! {
-        (filter_form(&query))
+    html! {
+        (filter_form(query))
+        @if cut_short { (super::cut_short_note(store)) }
         p.muted {
             "Showing " (entries.len()) " entries, newest first (page " (page + 1) ", " (PAGE_ENTRIES) " a page). "
             (stats.entries_stored) " stored, " (stats.entries_dropped) " dropped by the cap, "
@@ -134,9 +151,8 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<LogQue
                 @for entry in entries { (entry_row(entry, preview)) }
             }
         }
-        (pager(&query, page, more))
-    };
-    layout::page(Section::Logs, "Logs", body)
+        (pager(query, page, more))
+    }
 }
 
 /// Links to the newer and older pages, keeping the filter.

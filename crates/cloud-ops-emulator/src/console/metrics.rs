@@ -11,6 +11,7 @@
 //! Why one file: every chart of the page is one aggregation query over the
 //! same window and alignment; a fifth of it is tests of those rates.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use axum::extract::{Query, State};
@@ -21,7 +22,8 @@ use serde::Deserialize;
 
 use super::chart::{Chart, Line};
 use super::layout::{self, Section};
-use crate::monitoring::aggregation::{read, GroupField, Spec};
+use crate::deadline::{CutShort, Deadline};
+use crate::monitoring::aggregation::{read_by, AggregationError, GroupField, Spec};
 use crate::monitoring::filter;
 use crate::time::timestamp::{now_nanos, to_nanos, NANOS_PER_SECOND};
 use crate::EmulatorStore;
@@ -159,14 +161,29 @@ pub struct MetricsView {
     pub errors: Vec<Line>,
     pub orders: Vec<Line>,
     pub routes: BTreeMap<String, RouteSummary>,
+    /// A read stopped at the page's deadline: the charts show part of the data.
+    pub cut_short: bool,
 }
 
 /// Computes the view of `project` over `window`.
 pub fn view(store: &EmulatorStore, project: &str, window: Window) -> MetricsView {
+    view_by(store, project, window, Deadline::NONE)
+}
+
+/// [`view`] whose reads stop when `deadline` passes; the charts they were
+/// for are then empty, and the view says it was cut short.
+pub fn view_by(
+    store: &EmulatorStore,
+    project: &str,
+    window: Window,
+    deadline: Deadline,
+) -> MetricsView {
     let mut query = Query_ {
         store,
         project,
         window,
+        deadline,
+        cut_short: Cell::new(false),
     };
     let window = window.aligned_to(query.sampling_interval(REQUEST_DURATION));
     query.window = window;
@@ -234,6 +251,7 @@ pub fn view(store: &EmulatorStore, project: &str, window: Window) -> MetricsView
             Some("outcome"),
         )),
         routes: route_summaries(&query),
+        cut_short: query.cut_short.get(),
     }
 }
 
@@ -251,6 +269,9 @@ struct Query_<'a> {
     store: &'a EmulatorStore,
     project: &'a str,
     window: Window,
+    deadline: Deadline,
+    /// Set when a read stopped at the deadline.
+    cut_short: Cell<bool>,
 }
 
 impl Query_<'_> {
@@ -343,7 +364,21 @@ impl Query_<'_> {
             return Vec::new();
         };
         let window = (self.window.start, self.window.end);
-        read(&self.store.metrics, self.project, &filter, window, spec).unwrap_or_default()
+        match read_by(
+            &self.store.metrics,
+            self.project,
+            &filter,
+            window,
+            spec,
+            self.deadline,
+        ) {
+            Ok(series) => series,
+            Err(AggregationError::Deadline(_)) => {
+                self.cut_short.set(true);
+                Vec::new()
+            }
+            Err(_) => Vec::new(),
+        }
     }
 }
 
@@ -495,17 +530,31 @@ fn route_summaries(query: &Query_<'_>) -> BTreeMap<String, RouteSummary> {
 
 /// `GET /metrics`.
 pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<MetricsQuery>) -> Markup {
-    let projects = store.metrics.projects();
+    let body = super::within_budget(store, move |store, deadline| {
+        render(store, &query, deadline)
+    })
+    .await;
+    layout::page(Section::Metrics, "Metrics", body)
+}
+
+/// The page's body: the charts of the chosen project over the chosen
+/// window, from what the reads found before `deadline`.
+fn render(store: &EmulatorStore, query: &MetricsQuery, deadline: Deadline) -> Markup {
+    let (projects, projects_cut) = match store.metrics.projects_by(deadline) {
+        Ok(projects) => (projects, false),
+        Err(CutShort(projects)) => (projects, true),
+    };
     let project = query
         .project
         .clone()
         .filter(|p| projects.contains(p))
         .or_else(|| projects.first().cloned())
         .unwrap_or_else(|| "local".to_owned());
-    let view = view(
-        &store,
+    let view = view_by(
+        store,
         &project,
         Window::ending_at(query.window.as_deref(), now_nanos()),
+        deadline,
     );
     let window = view.window;
     let chart = |id, title, format: fn(f64) -> String, lines: &Vec<Line>| {
@@ -519,7 +568,8 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<Metric
         }
         .render()
     };
-    let body = html! {
+    html! {
+        @if view.cut_short || projects_cut { (super::cut_short_note(store)) }
         p.window {
             "Window: "
             @for (name, _, _) in WINDOWS {
@@ -561,8 +611,7 @@ pub async fn page(State(store): State<EmulatorStore>, Query(query): Query<Metric
                 }
             }
         }
-    };
-    layout::page(Section::Metrics, "Metrics", body)
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,10 @@
 //!
 //! Pages that list data are paginated, and every HTML page is cut at
 //! [`MAX_PAGE_BYTES`] ([`cap_page`]): whatever was received, the console
-//! never answers with a page a browser cannot open.
+//! never answers with a page a browser cannot open. Pages that search the
+//! stores (logs, metrics) compute on a blocking thread within a time
+//! budget ([`within_budget`]): over a huge store they stop, show what they
+//! found and say so ([`cut_short_note`]), rather than run for seconds.
 
 pub mod chart;
 pub mod errors;
@@ -38,8 +41,40 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use maud::{html, Markup};
 
 use super::EmulatorStore;
+use crate::deadline::Deadline;
+
+/// How long a page may search the stores by default
+/// ([`EmulatorConfig::console_page_budget`](crate::EmulatorConfig)): a
+/// person waits this long for a page, and the stores' writers never wait
+/// for it (reads take the locks in short turns).
+pub const DEFAULT_PAGE_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Renders a page on a blocking thread, its deadline the store's page
+/// budget from now: a search over many entries is CPU work that must not
+/// hold up the async workers serving gRPC ingest beside it.
+pub(crate) async fn within_budget(
+    store: EmulatorStore,
+    render: impl FnOnce(&EmulatorStore, Deadline) -> Markup + Send + 'static,
+) -> Markup {
+    let deadline = Deadline::after(store.page_budget);
+    tokio::task::spawn_blocking(move || render(&store, deadline))
+        .await
+        .unwrap_or_else(|e| html! { p #page-failed { "This page failed: " (e.to_string()) } })
+}
+
+/// Says that a page stopped at its time budget and shows only part of
+/// what it would have.
+pub(crate) fn cut_short_note(store: &EmulatorStore) -> Markup {
+    html! {
+        p #cut-short.warning {
+            b { "This page was cut short" }
+            ": it stopped searching after its time budget of " (store.page_budget.as_millis()) " ms and shows what it had found by then. Narrow the filter or the window."
+        }
+    }
+}
 
 /// The console's routes, to merge into the emulator's router.
 pub fn routes(store: EmulatorStore) -> Router {

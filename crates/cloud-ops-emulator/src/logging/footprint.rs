@@ -4,25 +4,24 @@
 //! entry costs far more than its line: every JSON value is a 32-byte node
 //! (`[0,0,0,...]` costs sixteen times its text), every object key a map
 //! entry, and the message and route are copied out of the payload. About
-//! 1 GB was reached under a 64 MiB cap. This estimate adds the inline size
-//! of the entry to the heap bytes it owns, with a fixed allowance per
-//! allocation and map entry; `tests/emulator/memory.rs` holds it to RSS.
+//! 1 GB was reached under a 64 MiB cap. This estimate adds the entry's own
+//! allocation to the heap it owns, with the shared primitives of
+//! [`crate::footprint`]; `tests/emulator/memory.rs` holds it to RSS.
 
 use std::collections::BTreeMap;
 use std::mem::size_of;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::footprint::{allocation, arc, btree_map, buffer, opt_string, string};
 use crate::logging::store::{ErrorEvent, HttpRequest, LogEntry, SourceLocation};
 
-/// The allocator's header and rounding per allocation, and a map entry's
-/// share of its tree node beyond key and value: orders of magnitude.
-const ALLOCATION: usize = 16;
-const MAP_ENTRY: usize = 16;
-
-/// Estimated bytes of `entry`, itself included.
+/// Estimated bytes of `entry` as the store holds it: its `Arc`, the
+/// queue's pointer to it, and what it owns.
 pub(crate) fn entry_bytes(entry: &LogEntry) -> usize {
-    size_of::<LogEntry>()
+    arc::<LogEntry>()
+        + size_of::<Arc<LogEntry>>()
         + opt_string(entry.time.as_ref())
         + string(&entry.message)
         + entry.http_request.as_ref().map_or(0, http_request)
@@ -43,7 +42,7 @@ pub(crate) fn entry_bytes(entry: &LogEntry) -> usize {
         + entry
             .otel
             .as_ref()
-            .map_or(0, |v| size_of::<Value>() + ALLOCATION + value(v))
+            .map_or(0, |v| allocation(size_of::<Value>()) + value(v))
 }
 
 /// Heap bytes of a JSON value (its own node is counted by its holder).
@@ -54,17 +53,17 @@ fn value(v: &Value) -> usize {
         Value::String(s) => string(s),
         // The parser grows arrays by doubling: capacity, not length, is held.
         Value::Array(items) => {
-            vector::<Value>(items.capacity()) + items.iter().map(value).sum::<usize>()
+            buffer::<Value>(items.capacity()) + items.iter().map(value).sum::<usize>()
         }
         Value::Object(map) => object(map),
         Value::Null | Value::Bool(_) | Value::Number(_) => 0,
     }
 }
 
+/// serde_json's `Map` is a `BTreeMap` (the `preserve_order` feature is off).
 fn object(map: &Map<String, Value>) -> usize {
-    map.iter()
-        .map(|(k, v)| MAP_ENTRY + size_of::<(String, Value)>() + string(k) + value(v))
-        .sum()
+    btree_map::<String, Value>(map.len())
+        + map.iter().map(|(k, v)| string(k) + value(v)).sum::<usize>()
 }
 
 fn http_request(r: &HttpRequest) -> usize {
@@ -94,26 +93,11 @@ fn error_event(e: &ErrorEvent) -> usize {
 }
 
 fn labels(map: &BTreeMap<String, String>) -> usize {
-    map.iter()
-        .map(|(k, v)| MAP_ENTRY + size_of::<(String, String)>() + string(k) + string(v))
-        .sum()
-}
-
-fn opt_string(s: Option<&String>) -> usize {
-    s.map_or(0, string)
-}
-
-/// What a string holds: its capacity, which may exceed its length.
-fn string(s: &String) -> usize {
-    vector::<u8>(s.capacity())
-}
-
-fn vector<T>(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        len * size_of::<T>() + ALLOCATION
-    }
+    btree_map::<String, String>(map.len())
+        + map
+            .iter()
+            .map(|(k, v)| string(k) + string(v))
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -134,7 +118,7 @@ mod tests {
 
         let keys: String = (0..1_000).map(|n| format!("\"k{n}\":1,")).collect();
         let (entry, _) = parse_line(&format!("{{{keys}\"z\":1}}"), 0);
-        assert!(entry_bytes(&entry) > 1_000 * (MAP_ENTRY + size_of::<(String, Value)>()));
+        assert!(entry_bytes(&entry) > 1_000 * size_of::<(String, Value)>());
 
         // A plain text line costs its text and the entry around it.
         let text = "x".repeat(10_000);

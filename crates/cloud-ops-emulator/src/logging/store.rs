@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use crate::deadline::{CutShort, Deadline, DeadlineExceeded};
 use crate::logging::footprint;
 use crate::time::timestamp::{from_nanos, now_nanos, rfc3339};
 
@@ -429,21 +430,28 @@ pub struct LogStats {
 #[derive(Debug, Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<Inner>>,
+    /// Given to every entry; one store holds the lines of one service. It
+    /// never changes, so it is read without the lock.
+    resource: Arc<LogResource>,
     /// Outside the lock: counted by the logging thread, which must not wait.
     lost: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
 struct Inner {
-    /// Given to every entry; one store holds the lines of one service.
-    resource: LogResource,
     max_entries: usize,
     max_bytes: usize,
     bytes: usize,
     next_id: u64,
-    entries: VecDeque<LogEntry>,
+    /// Shared with reads, which take a chunk of them under the lock and
+    /// look at them without it.
+    entries: VecDeque<Arc<LogEntry>>,
     stats: LogStats,
 }
+
+/// Entries a read takes per turn of the lock: copying this many pointers
+/// keeps a writer waiting microseconds, not the length of the read.
+const READ_CHUNK: usize = 1024;
 
 impl LogStore {
     /// An empty store keeping at most `max_entries` entries taking about
@@ -456,7 +464,6 @@ impl LogStore {
     pub fn with_source(max_entries: usize, max_bytes: usize, source: LogSource) -> Self {
         Self {
             inner: Arc::new(Mutex::new(Inner {
-                resource: source.resource(),
                 max_entries,
                 max_bytes,
                 bytes: 0,
@@ -464,6 +471,7 @@ impl LogStore {
                 entries: VecDeque::new(),
                 stats: LogStats::default(),
             })),
+            resource: Arc::new(source.resource()),
             lost: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -489,16 +497,14 @@ impl LogStore {
             return;
         }
         let received = now_nanos();
+        // Parsed and measured before the lock: writers and readers wait for
+        // the insertion only.
         let (mut entry, oversized) = parse_line(line, received);
-        entry.resource = source.map_or_else(|| self.lock().resource.clone(), LogSource::resource);
+        entry.resource = source.map_or_else(|| (*self.resource).clone(), LogSource::resource);
         entry.size = footprint::entry_bytes(&entry);
         let mut inner = self.lock();
-        entry.id = inner.next_id;
-        inner.next_id += 1;
-        inner.stats.entries_received += 1;
         inner.stats.lines_oversized += u64::from(oversized);
-        inner.bytes += entry.size;
-        inner.entries.push_back(entry);
+        inner.push(entry);
         inner.evict();
     }
 
@@ -509,12 +515,8 @@ impl LogStore {
             entry.size = footprint::entry_bytes(entry);
         }
         let mut inner = self.lock();
-        for mut entry in entries {
-            entry.id = inner.next_id;
-            inner.next_id += 1;
-            inner.stats.entries_received += 1;
-            inner.bytes += entry.size;
-            inner.entries.push_back(entry);
+        for entry in entries {
+            inner.push(entry);
         }
         inner.evict();
     }
@@ -585,9 +587,11 @@ impl LogStore {
         stats
     }
 
-    /// Every stored entry, oldest first.
+    /// Every stored entry, oldest first. The lock is held to copy
+    /// pointers; the entries are copied after it is let go.
     pub fn entries(&self) -> Vec<LogEntry> {
-        self.lock().entries.iter().cloned().collect()
+        let shared: Vec<Arc<LogEntry>> = self.lock().entries.iter().cloned().collect();
+        shared.iter().map(|e| (**e).clone()).collect()
     }
 
     /// The entries with an id above `id`, oldest first: a cursor for
@@ -600,23 +604,95 @@ impl LogStore {
     /// difference is how many were lost to the consumer. They are not
     /// returned later.
     pub fn entries_after(&self, id: u64) -> Vec<LogEntry> {
-        let inner = self.lock();
-        // Ids increase along the queue, so the first newer one is found by bisection.
-        let start = inner.entries.partition_point(|entry| entry.id <= id);
-        inner.entries.range(start..).cloned().collect()
+        let shared: Vec<Arc<LogEntry>> = {
+            let inner = self.lock();
+            // Ids increase along the queue, so the first newer one is found by bisection.
+            let start = inner.entries.partition_point(|entry| entry.id <= id);
+            inner.entries.range(start..).cloned().collect()
+        };
+        shared.iter().map(|e| (**e).clone()).collect()
     }
 
     /// The newest `limit` entries matching `keep`, newest timestamp first
     /// (lines from several processes arrive in batches, out of order).
     pub fn newest(&self, limit: usize, keep: impl Fn(&LogEntry) -> bool) -> Vec<LogEntry> {
-        let inner = self.lock();
-        let mut matching: Vec<&LogEntry> = inner.entries.iter().filter(|e| keep(e)).collect();
+        match self.newest_by(limit, keep, Deadline::NONE) {
+            Ok(entries) | Err(CutShort(entries)) => entries,
+        }
+    }
+
+    /// [`newest`](Self::newest) that stops looking when `deadline` passes.
+    /// It looks from the latest arrival back, so what it found by then is
+    /// the newest part of the store.
+    ///
+    /// # Errors
+    /// [`CutShort`] with the entries found among those looked at, when the
+    /// deadline passed first.
+    pub fn newest_by(
+        &self,
+        limit: usize,
+        keep: impl Fn(&LogEntry) -> bool,
+        deadline: Deadline,
+    ) -> Result<Vec<LogEntry>, CutShort<Vec<LogEntry>>> {
+        let mut matching: Vec<Arc<LogEntry>> = Vec::new();
+        let finished = self.scan_newest_first(deadline, |entry| {
+            if keep(entry) {
+                matching.push(Arc::clone(entry));
+            }
+        });
         matching.sort_by_key(|e| std::cmp::Reverse((e.timestamp_nanos, e.id)));
-        matching.into_iter().take(limit).cloned().collect()
+        let found: Vec<LogEntry> = matching
+            .into_iter()
+            .take(limit)
+            .map(|e| (*e).clone())
+            .collect();
+        match finished {
+            Ok(()) => Ok(found),
+            Err(DeadlineExceeded) => Err(CutShort(found)),
+        }
+    }
+
+    /// Visits the entries from the latest arrival back, [`READ_CHUNK`] of
+    /// them per turn of the lock, with `visit` (which may be slow: a text
+    /// search) run without it. An entry written during the scan is not
+    /// seen; one evicted during it may still be.
+    fn scan_newest_first(
+        &self,
+        deadline: Deadline,
+        mut visit: impl FnMut(&Arc<LogEntry>),
+    ) -> Result<(), DeadlineExceeded> {
+        // Ids only grow, so "below the last id seen" resumes where the
+        // previous chunk ended whatever was written or evicted meanwhile.
+        let mut below = u64::MAX;
+        let mut chunk: Vec<Arc<LogEntry>> = Vec::with_capacity(READ_CHUNK);
+        loop {
+            deadline.check()?;
+            chunk.clear();
+            {
+                let inner = self.lock();
+                let end = inner.entries.partition_point(|entry| entry.id < below);
+                let start = end.saturating_sub(READ_CHUNK);
+                chunk.extend(inner.entries.range(start..end).rev().cloned());
+            }
+            let Some(last) = chunk.last() else {
+                return Ok(());
+            };
+            below = last.id;
+            chunk.iter().for_each(&mut visit);
+        }
     }
 }
 
 impl Inner {
+    /// Numbers `entry` and appends it; [`evict`](Self::evict) follows.
+    fn push(&mut self, mut entry: LogEntry) {
+        entry.id = self.next_id;
+        self.next_id += 1;
+        self.stats.entries_received += 1;
+        self.bytes += entry.size;
+        self.entries.push_back(Arc::new(entry));
+    }
+
     fn evict(&mut self) {
         while self.entries.len() > self.max_entries
             || (self.bytes > self.max_bytes && self.entries.len() > 1)

@@ -2,43 +2,48 @@
 //!
 //! The store's byte cap is only as honest as these estimates: a count of
 //! points alone let 200 000 one-point series with long labels take 850 MB
-//! under a 1 000-point cap. Each estimate adds the inline size of the
-//! stored structs to the heap bytes they own (strings, vectors, exemplar
-//! attachments) and a fixed allowance for map and allocator overhead;
+//! under a 1 000-point cap. Each estimate adds the stored structs' slots
+//! to the heap they own (strings, label maps, exemplar attachments), with
+//! the shared primitives of [`crate::footprint`];
 //! `tests/emulator/memory.rs` holds the estimates to the process's RSS.
 
 use std::collections::BTreeMap;
 use std::mem::size_of;
+use std::sync::Arc;
 
 use gcloud_sdk::google::api::distribution::Exemplar;
 use gcloud_sdk::google::api::Distribution;
 use gcloud_sdk::google::monitoring::v3::typed_value::Value;
 
+use crate::footprint::{arc, btree_map, buffer, hash_entry, string};
 use crate::monitoring::store::StoredSeries;
 use crate::monitoring::validation::{SeriesKey, StoredPoint};
 
-/// What one heap allocation costs beyond its bytes (the allocator's header
-/// and rounding), and one map entry beyond its key and value (node or
-/// bucket pointers): measured orders of magnitude, not exact figures.
-const ALLOCATION: usize = 16;
-const MAP_ENTRY: usize = 48;
+/// Points a series' queue has room for from its first point on (a
+/// `VecDeque`'s first allocation).
+const FIRST_POINT_SLOTS: usize = 4;
 
-/// Bytes of a series without its points: the struct, its key (shared by
-/// the series and the store's index) and the index's entry.
+/// Bytes of a series without its points: its slot in the store, its key
+/// (one `Arc`, shared by the series and the store's index), the index's
+/// entry, and its points' queue as first allocated.
 pub(crate) fn series_bytes(key: &SeriesKey) -> usize {
-    size_of::<StoredSeries>() + MAP_ENTRY + ALLOCATION + key_bytes(key)
+    size_of::<Option<StoredSeries>>()
+        + hash_entry::<Arc<SeriesKey>, usize>()
+        + arc::<SeriesKey>()
+        + key_bytes(key)
+        + buffer::<StoredPoint>(FIRST_POINT_SLOTS)
 }
 
 fn key_bytes(key: &SeriesKey) -> usize {
-    size_of::<SeriesKey>()
-        + string(&key.project)
+    string(&key.project)
         + string(&key.metric_type)
         + labels(&key.metric_labels)
         + string(&key.resource_type)
         + labels(&key.resource_labels)
 }
 
-/// Bytes of a stored point, its slot in the arrival queue included.
+/// Bytes of a stored point: its slot in its series' queue and in the
+/// arrival queue, and what its value owns.
 pub(crate) fn point_bytes(point: &StoredPoint) -> usize {
     let heap = match point.value.value.as_ref() {
         Some(Value::StringValue(s)) => string(s),
@@ -55,40 +60,30 @@ fn distribution(d: &Distribution) -> usize {
         .and_then(|o| o.options.as_ref())
         .map_or(0, |o| match o {
             gcloud_sdk::google::api::distribution::bucket_options::Options::ExplicitBuckets(e) => {
-                vector::<f64>(e.bounds.len())
+                buffer::<f64>(e.bounds.capacity())
             }
             _ => 0,
         });
-    vector::<i64>(d.bucket_counts.len())
+    buffer::<i64>(d.bucket_counts.capacity())
         + bounds
-        + vector::<Exemplar>(d.exemplars.len())
+        + buffer::<Exemplar>(d.exemplars.capacity())
         + d.exemplars.iter().map(exemplar).sum::<usize>()
 }
 
 fn exemplar(e: &Exemplar) -> usize {
-    vector::<prost_types::Any>(e.attachments.len())
+    buffer::<prost_types::Any>(e.attachments.capacity())
         + e.attachments
             .iter()
-            .map(|a| string(&a.type_url) + vector::<u8>(a.value.len()))
+            .map(|a| string(&a.type_url) + buffer::<u8>(a.value.capacity()))
             .sum::<usize>()
 }
 
 fn labels(map: &BTreeMap<String, String>) -> usize {
-    map.iter()
-        .map(|(k, v)| MAP_ENTRY + size_of::<(String, String)>() + string(k) + string(v))
-        .sum()
-}
-
-fn string(s: &str) -> usize {
-    vector::<u8>(s.len())
-}
-
-fn vector<T>(len: usize) -> usize {
-    if len == 0 {
-        0
-    } else {
-        len * size_of::<T>() + ALLOCATION
-    }
+    btree_map::<String, String>(map.len())
+        + map
+            .iter()
+            .map(|(k, v)| string(k) + string(v))
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -105,7 +100,10 @@ mod tests {
             resource_type: "global".into(),
             resource_labels: BTreeMap::new(),
         };
-        assert!(series_bytes(&key(&"v".repeat(1000))) >= series_bytes(&key("v")) + 999);
+        assert_eq!(
+            series_bytes(&key(&"v".repeat(1000))) - series_bytes(&key("v")),
+            crate::footprint::allocation(1000) - crate::footprint::allocation(1)
+        );
 
         let point = |attachment: usize| StoredPoint {
             start: 0,

@@ -90,8 +90,16 @@ impl crate::grpc::metric_v3::metric_service_server::MetricService for MetricServ
         &self,
         request: Request<ListMetricDescriptorsRequest>,
     ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
-        self.handle_list_metric_descriptors(request)
-            .map_err(bounded)
+        // Descriptors are never evicted: a filter over many of them is a
+        // long read, computed as `ListTimeSeries` is.
+        let store = self.store.clone();
+        let deadline = Deadline::of(&request);
+        tokio::task::spawn_blocking(move || {
+            list_metric_descriptors(&store, request.into_inner(), deadline).map(Response::new)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the read failed: {e}")))?
+        .map_err(bounded)
     }
 }
 
@@ -148,32 +156,6 @@ impl MetricService {
                     "Could not find descriptor for metric '{metric_type}'."
                 ))
             })
-    }
-
-    fn handle_list_metric_descriptors(
-        &self,
-        request: Request<ListMetricDescriptorsRequest>,
-    ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
-        let request = request.into_inner();
-        let project =
-            parse_project(&request.name).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let filter = match request.filter.trim() {
-            "" => None,
-            text => Some(parse_filter(text)?),
-        };
-        let all = self.store.descriptors(&project, filter.as_ref());
-        let (metric_descriptors, next_page_token) = Page::read(
-            &request.page_token,
-            request.page_size,
-            DEFAULT_PAGE_SIZE,
-            usize::MAX,
-            invalid_page_token,
-        )?
-        .take(all);
-        Ok(Response::new(ListMetricDescriptorsResponse {
-            metric_descriptors,
-            next_page_token,
-        }))
     }
 }
 
@@ -234,6 +216,37 @@ fn parse_filter(text: &str) -> Result<Filter, Status> {
             "Field filter had an invalid value of \"{}\": {e}",
             clip_to(text, MAX_QUOTED_BYTES)
         ))
+    })
+}
+
+fn list_metric_descriptors(
+    store: &MetricStore,
+    request: ListMetricDescriptorsRequest,
+    deadline: Deadline,
+) -> Result<ListMetricDescriptorsResponse, Status> {
+    let project =
+        parse_project(&request.name).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let filter = match request.filter.trim() {
+        "" => None,
+        text => Some(parse_filter(text)?),
+    };
+    let all = store
+        .descriptors_by(&project, filter.as_ref(), deadline)
+        .map_err(|e| {
+            store.record_read_timeout();
+            Status::from(e)
+        })?;
+    let (metric_descriptors, next_page_token) = Page::read(
+        &request.page_token,
+        request.page_size,
+        DEFAULT_PAGE_SIZE,
+        usize::MAX,
+        invalid_page_token,
+    )?
+    .take(all);
+    Ok(ListMetricDescriptorsResponse {
+        metric_descriptors,
+        next_page_token,
     })
 }
 

@@ -28,6 +28,7 @@
 //! one index; more than 40 % of it is tests.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ use gcloud_sdk::google::api::MetricDescriptor;
 use gcloud_sdk::google::monitoring::v3::TimeSeries;
 use serde::Serialize;
 
-use crate::deadline::{Deadline, DeadlineExceeded};
+use crate::deadline::{CutShort, Deadline, DeadlineExceeded};
 use crate::monitoring::filter::{Filter, Selector, Subject};
 use crate::monitoring::footprint;
 use crate::monitoring::validation::{
@@ -126,7 +127,8 @@ struct Inner {
     max_points: usize,
     max_bytes: usize,
     min_sampling_nanos: i64,
-    descriptors: BTreeMap<(String, String), MetricDescriptor>,
+    /// Shared with reads, which filter them without the lock.
+    descriptors: BTreeMap<(String, String), Arc<MetricDescriptor>>,
     /// Slots of series; an evicted series leaves `None`, reused through `free`.
     series: Vec<Option<StoredSeries>>,
     free: Vec<usize>,
@@ -267,22 +269,67 @@ impl MetricStore {
 
     /// The descriptor of `metric_type` in `project`.
     pub fn descriptor(&self, project: &str, metric_type: &str) -> Option<MetricDescriptor> {
-        self.lock()
+        let shared = self
+            .lock()
             .descriptors
             .get(&(project.to_string(), metric_type.to_string()))
-            .cloned()
+            .cloned();
+        shared.map(|d| (*d).clone())
     }
 
     /// Descriptors of `project` matching `filter`, ordered by type.
     pub fn descriptors(&self, project: &str, filter: Option<&Filter>) -> Vec<MetricDescriptor> {
-        self.lock()
-            .descriptors
-            .iter()
-            .filter(|((p, _), _)| p == project)
-            .map(|(_, d)| d)
-            .filter(|d| filter.is_none_or(|f| f.matches(&DescriptorSubject(d, project))))
-            .cloned()
-            .collect()
+        self.descriptors_by(project, filter, Deadline::NONE)
+            .unwrap_or_default()
+    }
+
+    /// [`descriptors`](Self::descriptors) that gives up when `deadline`
+    /// passes. Descriptors are never evicted, so a client can make any
+    /// number of them: they are read as series are, [`READ_CHUNK`] per
+    /// turn of the lock, filtered without it.
+    ///
+    /// # Errors
+    /// [`DeadlineExceeded`] when it passed before the read was done.
+    pub fn descriptors_by(
+        &self,
+        project: &str,
+        filter: Option<&Filter>,
+        deadline: Deadline,
+    ) -> Result<Vec<MetricDescriptor>, DeadlineExceeded> {
+        let mut out = Vec::new();
+        let mut chunk: Vec<Arc<MetricDescriptor>> = Vec::with_capacity(READ_CHUNK);
+        // The project's descriptors are contiguous in the map; each chunk
+        // resumes after the last type seen, whatever was written meanwhile.
+        let mut after: Option<String> = None;
+        loop {
+            deadline.check()?;
+            chunk.clear();
+            {
+                let inner = self.lock();
+                let from = match after.take() {
+                    Some(t) => Bound::Excluded((project.to_owned(), t)),
+                    None => Bound::Included((project.to_owned(), String::new())),
+                };
+                chunk.extend(
+                    inner
+                        .descriptors
+                        .range((from, Bound::Unbounded))
+                        .take_while(|((p, _), _)| p == project)
+                        .take(READ_CHUNK)
+                        .map(|(_, d)| Arc::clone(d)),
+                );
+            }
+            let Some(last) = chunk.last() else {
+                return Ok(out);
+            };
+            after = Some(last.r#type.clone());
+            out.extend(
+                chunk
+                    .iter()
+                    .filter(|d| filter.is_none_or(|f| f.matches(&DescriptorSubject(d, project))))
+                    .map(|d| (**d).clone()),
+            );
+        }
     }
 
     /// M15: creates or replaces a descriptor, never removing labels it had.
@@ -293,7 +340,7 @@ impl MetricStore {
     ) -> MetricDescriptor {
         let mut inner = self.lock();
         let key = (project.to_string(), descriptor.r#type.clone());
-        if let Some(old) = inner.descriptors.get(&key) {
+        if let Some(old) = inner.descriptors.get(&key).cloned() {
             for label in &old.labels {
                 if !descriptor.labels.iter().any(|l| l.key == label.key) {
                     descriptor.labels.push(label.clone());
@@ -301,21 +348,39 @@ impl MetricStore {
             }
         }
         descriptor.name = descriptor_name(project, &descriptor.r#type);
-        inner.descriptors.insert(key, descriptor.clone());
+        inner.descriptors.insert(key, Arc::new(descriptor.clone()));
         inner.stats.descriptors = inner.descriptors.len() as u64;
         descriptor
     }
 
     /// The projects that have series, sorted (the console shows them all).
     pub fn projects(&self) -> Vec<String> {
+        match self.projects_by(Deadline::NONE) {
+            Ok(projects) | Err(CutShort(projects)) => projects,
+        }
+    }
+
+    /// [`projects`](Self::projects) that stops looking when `deadline` passes.
+    ///
+    /// # Errors
+    /// [`CutShort`] with the projects seen by then.
+    pub fn projects_by(&self, deadline: Deadline) -> Result<Vec<String>, CutShort<Vec<String>>> {
         let mut projects = std::collections::BTreeSet::new();
-        // Deadline::NONE never passes, so this always completes.
-        let _ = self.scan(Deadline::NONE, |s| {
-            if !projects.contains(&s.key.project) {
-                projects.insert(s.key.project.clone());
-            }
-        });
-        projects.into_iter().collect()
+        let scanned = self.scan_matching(
+            deadline,
+            |key| {
+                if !projects.contains(&key.project) {
+                    projects.insert(key.project.clone());
+                }
+                false
+            },
+            |_| {},
+        );
+        let projects = projects.into_iter().collect();
+        match scanned {
+            Ok(()) => Ok(projects),
+            Err(DeadlineExceeded) => Err(CutShort(projects)),
+        }
     }
 
     /// Copies of the series of `project` matching `filter`, with all their points.
@@ -463,7 +528,8 @@ impl Inner {
             .unwrap_or_default();
         let descriptor = self
             .descriptors
-            .get(&(project.to_string(), metric_type.clone()));
+            .get(&(project.to_string(), metric_type.clone()))
+            .map(Arc::as_ref);
         let valid = validate_series_as(writer, index, project, ts, descriptor, now_nanos)?;
         if !seen.insert(valid.key.clone()) {
             return Err(format!(
@@ -516,7 +582,7 @@ impl Inner {
                     .filter(|l| !existing.labels.iter().any(|e| e.key == l.key))
                     .collect();
                 if !new_labels.is_empty() {
-                    let mut descriptor = existing.clone();
+                    let mut descriptor = (**existing).clone();
                     descriptor.labels.extend(new_labels);
                     valid.descriptor_update = Some(descriptor);
                 }
@@ -538,8 +604,10 @@ impl Inner {
     fn apply(&mut self, project: &str, valid: ValidSeries) {
         if let Some(mut descriptor) = valid.descriptor_update {
             descriptor.name = descriptor_name(project, &descriptor.r#type);
-            self.descriptors
-                .insert((project.to_string(), descriptor.r#type.clone()), descriptor);
+            self.descriptors.insert(
+                (project.to_string(), descriptor.r#type.clone()),
+                Arc::new(descriptor),
+            );
             self.stats.descriptors = self.descriptors.len() as u64;
         }
         let id = match self.index.get(&valid.key) {

@@ -31,7 +31,11 @@ pub const MAX_SERIES_PER_REQUEST: usize = 200;
 /// Labels per user-defined descriptor (M10).
 pub const MAX_LABELS: usize = 30;
 const MAX_LABEL_KEY_CHARS: usize = 100;
-const MAX_LABEL_VALUE_CHARS: usize = 1024;
+/// Label values, of metrics and of monitored resources alike: a resource
+/// type's labels are `LabelDescriptor`s, whose STRING values are "not to
+/// exceed 1,024 characters" (the LabelDescriptor reference); the quotas
+/// page lists 1024 as the "string length for label value".
+pub(crate) const MAX_LABEL_VALUE_CHARS: usize = 1024;
 const MAX_RELATIVE_NAME_CHARS: usize = 100;
 const MAX_BUCKETS: i64 = 200;
 /// How far in the past and the future a point's end may be (M6).
@@ -368,7 +372,8 @@ fn check_resource(
             // Locations of system resources are Google's own (and `local` in
             // the emulator), so only the set of labels is checked.
             check_required_labels(required, labels)?;
-            return check_known_labels(required, labels);
+            check_known_labels(required, labels)?;
+            return check_resource_label_values(index, labels);
         }
     }
     if resource_type == "cloud_run_revision" {
@@ -381,6 +386,7 @@ fn check_resource(
     };
     check_required_labels(required, labels)?;
     check_known_labels(required, labels)?;
+    check_resource_label_values(index, labels)?;
     match labels.get("location") {
         Some(location) if !is_location(location) => Err("Unrecognized region or location.".into()),
         _ => Ok(()),
@@ -425,6 +431,37 @@ fn check_known_labels(
         )),
         None => Ok(()),
     }
+}
+
+/// A resource label value over [`MAX_LABEL_VALUE_CHARS`] is refused as a
+/// metric label's is: the defined labels are bounded in number, this
+/// bounds their size.
+fn check_resource_label_values(
+    index: usize,
+    labels: &std::collections::HashMap<String, String>,
+) -> Result<(), String> {
+    match too_long_label(labels) {
+        Some(key) => Err(format!(
+            "Field timeSeries[{index}].resource.labels[{key}] had an invalid value: label values can have at most {MAX_LABEL_VALUE_CHARS} characters."
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first key (in order) whose value is over [`MAX_LABEL_VALUE_CHARS`].
+pub(crate) fn too_long_label<'a, V: AsRef<str> + 'a>(
+    labels: impl IntoIterator<Item = (&'a String, &'a V)>,
+) -> Option<&'a str> {
+    labels
+        .into_iter()
+        // A value has no more characters than bytes: most are settled by
+        // their length alone.
+        .filter(|(_, v)| {
+            let v = v.as_ref();
+            v.len() > MAX_LABEL_VALUE_CHARS && v.chars().count() > MAX_LABEL_VALUE_CHARS
+        })
+        .map(|(k, _)| k.as_str())
+        .min()
 }
 
 /// `global`, a GCP region or zone (`europe-west1`, `us-central1-a`), or an

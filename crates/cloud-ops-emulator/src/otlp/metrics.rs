@@ -36,7 +36,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::{attribute, nanos, text, OtlpError, OtlpIngest, Rejections};
 use crate::monitoring::validation::{
-    SeriesKey, StoredPoint, ValidSeries, MAX_FUTURE_NANOS, MAX_PAST_NANOS,
+    too_long_label, SeriesKey, StoredPoint, ValidSeries, MAX_FUTURE_NANOS, MAX_LABEL_VALUE_CHARS,
+    MAX_PAST_NANOS,
 };
 use crate::time::timestamp::now_nanos;
 
@@ -319,6 +320,13 @@ fn write_point(
                 }
             ));
         }
+    }
+    // Monitoring stores these as the series' resource labels, which are
+    // bounded as a v3 write's are.
+    if let Some(key) = too_long_label(&target.labels) {
+        return Err(format!(
+            "the resource label {key} is longer than {MAX_LABEL_VALUE_CHARS} characters: shorten the resource attribute it is taken from."
+        ));
     }
     if point.end < now.saturating_sub(MAX_PAST_NANOS) {
         return Err("Data points cannot be written more than 25h10s in the past.".into());

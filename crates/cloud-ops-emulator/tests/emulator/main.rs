@@ -10,6 +10,8 @@ mod memory;
 mod metrics_read;
 mod metrics_write;
 mod otlp;
+mod page_budgets;
+
 mod properties;
 mod read_contention;
 mod robustness;

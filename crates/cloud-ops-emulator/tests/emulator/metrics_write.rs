@@ -352,6 +352,30 @@ async fn m12_writable_resources_and_label_completeness() {
 }
 
 #[tokio::test]
+async fn m12_resource_label_values_are_at_most_1024_characters() {
+    let emu = TestEmulator::start().await;
+    let with_job = |job: String, seconds: i64| {
+        let mut ts = gauge(GAUGE, ts(seconds), 1.0);
+        ts.resource
+            .as_mut()
+            .unwrap()
+            .labels
+            .insert("job".into(), job);
+        ts
+    };
+    let message = rejected(&emu, vec![with_job("j".repeat(1025), -10)]).await;
+    assert!(
+        message.contains("Field timeSeries[0].resource.labels[job] had an invalid value: label values can have at most 1024 characters."),
+        "{message}"
+    );
+    assert_eq!(emu.emulator.store().metrics.stats().series, 0);
+    // Characters, not bytes: 1024 two-byte characters are within the limit.
+    write(&emu, request(vec![with_job("é".repeat(1024), -10)]))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn m13_distribution_consistency() {
     let emu = TestEmulator::start().await;
     let dist_series = |value| {

@@ -751,6 +751,29 @@ async fn otlp_metric_points_breaking_googles_rules_are_rejected_in_partial_succe
         partial.error_message
     );
 
+    // A resource attribute that becomes a resource label is bounded as a
+    // v3 write's resource label is: 1024 characters.
+    let mut long_instance = resource(Some(PROJECT));
+    long_instance.attributes[1] = string("service.instance.id", &"i".repeat(1025));
+    let partial = OtlpMetricsClient::new(emulator.channel.clone())
+        .export(metrics_request(
+            long_instance,
+            vec![counter("long", vec![ok()])],
+        ))
+        .await
+        .expect("Export succeeds")
+        .into_inner()
+        .partial_success
+        .expect("partial_success is set");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("the resource label instance is longer than 1024 characters"),
+        "{}",
+        partial.error_message
+    );
+
     // O17: more than 200 points reject the request.
     let many = (0..201)
         .map(|i| {

@@ -1,12 +1,15 @@
-//! A pathological `ListTimeSeries` beside a steady `CreateTimeSeries`
-//! stream: the read must not hold the writes up, and must stop when its
-//! client's deadline passes (issue #18, part 3).
+//! A pathological `ListTimeSeries` or `ListMetricDescriptors` beside a
+//! steady `CreateTimeSeries` stream: the read must not hold the writes up,
+//! and must stop when its client's deadline passes (issue #18, part 3).
 
 use std::time::{Duration, Instant};
 
 use cloud_ops_emulator::time::timestamp::now_nanos;
 use cloud_ops_emulator::EmulatorConfig;
-use gcloud_sdk::google::monitoring::v3::{ListTimeSeriesRequest, TimeInterval};
+use gcloud_sdk::google::api::MetricDescriptor;
+use gcloud_sdk::google::monitoring::v3::{
+    ListMetricDescriptorsRequest, ListTimeSeriesRequest, TimeInterval,
+};
 use tonic::Code;
 
 use crate::helpers::metrics::{double, gauge, labels, request, series};
@@ -85,6 +88,29 @@ async fn writes_are_not_held_up_by_a_slow_read() {
         )
     });
 
+    let (worst, writes) = steady_writes_until(&emu, &read).await;
+    let (read_took, answer) = read.await.unwrap();
+    eprintln!("the read took {read_took:?}; the slowest of {writes} writes beside it {worst:?}");
+    assert_eq!(answer.expect("the read succeeds"), PAGE as usize);
+    // The read must be slow for the test to mean anything.
+    assert!(
+        read_took > Duration::from_millis(1500),
+        "the read took only {read_took:?}"
+    );
+    // Generous for a busy 2-core machine; before the fix a write waited
+    // for the whole read.
+    assert!(
+        worst < Duration::from_millis(500),
+        "a write waited {worst:?} beside a read of {read_took:?} ({writes} writes)"
+    );
+}
+
+/// One `CreateTimeSeries` every 20 ms until `read` is done: the slowest
+/// write's time and the number of writes.
+pub async fn steady_writes_until<T>(
+    emu: &TestEmulator,
+    read: &tokio::task::JoinHandle<T>,
+) -> (Duration, usize) {
     let mut writer = emu.metrics();
     let mut worst = Duration::ZERO;
     let mut writes = 0;
@@ -109,20 +135,7 @@ async fn writes_are_not_held_up_by_a_slow_read() {
         writes += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (read_took, answer) = read.await.unwrap();
-    eprintln!("the read took {read_took:?}; the slowest of {writes} writes beside it {worst:?}");
-    assert_eq!(answer.expect("the read succeeds"), PAGE as usize);
-    // The read must be slow for the test to mean anything.
-    assert!(
-        read_took > Duration::from_millis(1500),
-        "the read took only {read_took:?}"
-    );
-    // Generous for a busy 2-core machine; before the fix a write waited
-    // for the whole read.
-    assert!(
-        worst < Duration::from_millis(500),
-        "a write waited {worst:?} beside a read of {read_took:?} ({writes} writes)"
-    );
+    (worst, writes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,6 +161,109 @@ async fn a_read_stops_when_its_deadline_passes() {
     );
 
     // The emulator notices too, and stops the work soon after.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while store.stats().reads_timed_out == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the read went on past its client's deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Descriptors of the descriptor reads: each is cheaper to filter than a
+/// series, so twice as many make a read of seconds.
+const DESCRIPTORS: usize = 2 * SERIES;
+
+/// `DESCRIPTORS` metric descriptors, created straight in the store: at Google a
+/// descriptor is configuration and is never evicted, so a client can make
+/// any number of them.
+fn crowd_descriptors(emu: &TestEmulator) {
+    let store = emu.emulator.store().metrics.clone();
+    for n in 0..DESCRIPTORS {
+        store.upsert_descriptor(
+            PROJECT,
+            MetricDescriptor {
+                r#type: format!("{READ_TYPE}/{n}"),
+                metric_kind: gcloud_sdk::google::api::metric_descriptor::MetricKind::Gauge as i32,
+                value_type: gcloud_sdk::google::api::metric_descriptor::ValueType::Double as i32,
+                ..MetricDescriptor::default()
+            },
+        );
+    }
+}
+
+/// A descriptor read that matches every descriptor against a long chain
+/// of comparisons.
+fn slow_descriptor_read() -> ListMetricDescriptorsRequest {
+    let misses: Vec<String> = (0..400)
+        .map(|n| format!("metric.type = starts_with(\"custom.googleapis.com/nowhere/{n}\")"))
+        .collect();
+    ListMetricDescriptorsRequest {
+        name: format!("projects/{PROJECT}"),
+        filter: format!(
+            "{} OR metric.type = starts_with(\"{READ_TYPE}/\")",
+            misses.join(" OR ")
+        ),
+        page_size: PAGE,
+        ..ListMetricDescriptorsRequest::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_are_not_held_up_by_a_slow_descriptor_read() {
+    let emu = TestEmulator::start_with(emulator_config()).await;
+    crowd_descriptors(&emu);
+
+    let mut reader = emu.metrics();
+    let read = tokio::spawn(async move {
+        let started = Instant::now();
+        let answer = reader.list_metric_descriptors(slow_descriptor_read()).await;
+        (
+            started.elapsed(),
+            answer.map(|r| r.into_inner().metric_descriptors.len()),
+        )
+    });
+    let (worst, writes) = steady_writes_until(&emu, &read).await;
+    let (read_took, answer) = read.await.unwrap();
+    eprintln!("the read took {read_took:?}; the slowest of {writes} writes beside it {worst:?}");
+    assert_eq!(answer.expect("the read succeeds"), PAGE as usize);
+    assert!(
+        read_took > Duration::from_millis(1500),
+        "the read took only {read_took:?}"
+    );
+    // Before the fix the read filtered every descriptor under the lock.
+    assert!(
+        worst < Duration::from_millis(500),
+        "a write waited {worst:?} beside a read of {read_took:?} ({writes} writes)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_descriptor_read_stops_when_its_deadline_passes() {
+    let emu = TestEmulator::start_with(emulator_config()).await;
+    crowd_descriptors(&emu);
+    let store = emu.emulator.store().metrics.clone();
+
+    let mut read = tonic::Request::new(slow_descriptor_read());
+    read.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = emu
+        .metrics()
+        .list_metric_descriptors(read)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // Before the fix the filter ran to its end on an async worker and
+    // never looked at the deadline.
     let deadline = Instant::now() + Duration::from_secs(2);
     while store.stats().reads_timed_out == 0 {
         assert!(

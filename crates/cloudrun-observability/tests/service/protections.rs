@@ -66,6 +66,46 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     still_serves(&service).await;
 }
 
+/// HTTP/2's connection preface and an empty SETTINGS frame: what an h2c
+/// client (Cloud Run's front end with `--use-http2`) sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+
+/// A HEADERS frame on stream 1 whose block never ends: END_STREAM without
+/// END_HEADERS, and `:method GET`, `:scheme http`, `:path /` (HPACK's
+/// static table) with no `:authority` or CONTINUATION to follow.
+const H2_HALF_HEADERS: &[u8] = b"\x00\x00\x03\x01\x01\x00\x00\x00\x01\x82\x86\x84";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_h2c_client_that_never_completes_a_request_head_is_disconnected() {
+    let service = spawn_service(&[("HEADER_READ_TIMEOUT_MS", "300")]);
+    // hyper has no head timeout for HTTP/2: before the fix both
+    // connections stayed open as long as the client liked.
+    let preface_only = send_and_wait_for_close(service.addr, H2_PREFACE).await;
+    assert!(
+        preface_only.is_some(),
+        "a connection that sent the preface and nothing more stays open"
+    );
+    let half_headers =
+        send_and_wait_for_close(service.addr, &[H2_PREFACE, H2_HALF_HEADERS].concat()).await;
+    assert!(
+        half_headers.is_some(),
+        "a connection whose header block never ends stays open"
+    );
+    // A real h2c client is still served.
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("http://{}/api/books/1", service.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+    still_serves(&service).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_that_stops_arriving_is_answered_408() {
     let service = spawn_service(&[("BODY_READ_TIMEOUT_MS", "300")]);
