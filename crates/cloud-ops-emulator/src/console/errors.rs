@@ -3,7 +3,8 @@
 //! Error Reporting groups events by their error and where it happened; the
 //! service names both (`errorType`, `context.reportLocation`), so a group here
 //! is one (error type, file, line). Each group links to a sample log entry
-//! and its trace.
+//! and its trace. The page visits the store within the console's time
+//! budget, newest entries first, and says so when it stopped early.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use axum::extract::State;
 use maud::{html, Markup};
 
 use super::layout::{self, Section};
+use crate::deadline::Deadline;
 use crate::logging::store::LogEntry;
 use crate::EmulatorStore;
 
@@ -39,23 +41,24 @@ pub struct ErrorGroup {
     pub service: Option<String>,
 }
 
-/// Groups the error events among `entries` (oldest first), the most recently seen group first.
-pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
-    let mut groups: BTreeMap<GroupKey, ErrorGroup> = BTreeMap::new();
-    for entry in entries {
-        let Some(error) = &entry.error else { continue };
-        let (file, line, function) = error
-            .location
-            .as_ref()
-            .map_or((String::from("unknown"), 0, None), |l| {
-                (l.file.clone(), l.line.unwrap_or(0), l.function.clone())
-            });
-        let key = (error.error_type.clone(), file.clone(), line);
-        let group = groups.entry(key).or_insert_with(|| ErrorGroup {
+/// Error groups being gathered, the entries visited in any order.
+#[derive(Default)]
+pub struct ErrorGroups(BTreeMap<GroupKey, ErrorGroup>);
+
+impl ErrorGroups {
+    /// Counts `entry` in its group, if it is an error event; the group's
+    /// sample is its newest event (the highest id).
+    pub fn add(&mut self, entry: &LogEntry) {
+        let Some(error) = &entry.error else { return };
+        let (file, line, function) = error.location.as_ref().map_or(("unknown", 0, None), |l| {
+            (l.file.as_str(), l.line.unwrap_or(0), l.function.as_ref())
+        });
+        let key = (error.error_type.clone(), file.to_owned(), line);
+        let group = self.0.entry(key).or_insert_with(|| ErrorGroup {
             error_type: error.error_type.clone(),
-            file,
+            file: file.to_owned(),
             line,
-            function,
+            function: function.cloned(),
             count: 0,
             first_seen: entry.timestamp_nanos,
             last_seen: entry.timestamp_nanos,
@@ -67,22 +70,62 @@ pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
         group.count += 1;
         group.first_seen = group.first_seen.min(entry.timestamp_nanos);
         group.last_seen = group.last_seen.max(entry.timestamp_nanos);
-        group.sample_id = entry.id;
-        group.sample_message = crate::grpc::clip_to(
-            entry.message.lines().next().unwrap_or_default(),
-            SAMPLE_BYTES,
-        );
-        group.sample_trace = entry.trace.as_ref().map(|(_, t)| t.clone());
+        if group.count == 1 || entry.id >= group.sample_id {
+            group.sample_id = entry.id;
+            group.sample_message = crate::grpc::clip_to(
+                entry.message.lines().next().unwrap_or_default(),
+                SAMPLE_BYTES,
+            );
+            group.sample_trace = entry.trace.as_ref().map(|(_, t)| t.clone());
+        }
     }
-    let mut out: Vec<ErrorGroup> = groups.into_values().collect();
-    out.sort_by_key(|g| std::cmp::Reverse(g.last_seen));
-    out
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The groups, the most recently seen first.
+    pub fn newest_first(self) -> Vec<ErrorGroup> {
+        let mut out: Vec<ErrorGroup> = self.0.into_values().collect();
+        out.sort_by_key(|g| std::cmp::Reverse(g.last_seen));
+        out
+    }
+}
+
+/// Groups the error events among `entries`, the most recently seen group first.
+pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
+    let mut groups = ErrorGroups::default();
+    entries.iter().for_each(|entry| groups.add(entry));
+    groups.newest_first()
+}
+
+/// The error groups of the stored entries that could be visited before
+/// `deadline`, newest first, and whether it passed first.
+pub(crate) fn stored_groups(store: &EmulatorStore, deadline: Deadline) -> (ErrorGroups, bool) {
+    let mut groups = ErrorGroups::default();
+    let cut_short = store
+        .logs
+        .visit_newest_first(deadline, |entry| groups.add(entry))
+        .is_err();
+    (groups, cut_short)
 }
 
 /// `GET /errors`.
 pub async fn page(State(store): State<EmulatorStore>) -> Markup {
-    let groups = group(&store.logs.entries());
-    let body = html! {
+    let body = super::within_budget(store, render).await;
+    layout::page(Section::Errors, "Errors", body)
+}
+
+/// The page's body: the groups of the entries visited before `deadline`.
+fn render(store: &EmulatorStore, deadline: Deadline) -> Markup {
+    let (groups, cut_short) = stored_groups(store, deadline);
+    let groups = groups.newest_first();
+    html! {
+        @if cut_short { (super::cut_short_note(store)) }
         p.muted {
             (groups.len()) " error groups, from the Error Reporting entries among the stored logs; grouped by error type and location."
             @if groups.len() > GROUPS_SHOWN { " The " (GROUPS_SHOWN) " seen most recently are shown." }
@@ -108,8 +151,7 @@ pub async fn page(State(store): State<EmulatorStore>) -> Markup {
                 }
             }
         }
-    };
-    layout::page(Section::Errors, "Errors", body)
+    }
 }
 
 #[cfg(test)]

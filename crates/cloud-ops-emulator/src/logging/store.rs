@@ -652,6 +652,22 @@ impl LogStore {
         }
     }
 
+    /// Visits the entries from the latest arrival back until `deadline`
+    /// passes, without holding the store's lock while `visit` runs: for
+    /// readers that summarise the whole store (the console's error groups
+    /// and counters).
+    ///
+    /// # Errors
+    /// [`DeadlineExceeded`] when the deadline passed before the oldest entry
+    /// was visited.
+    pub fn visit_newest_first(
+        &self,
+        deadline: Deadline,
+        mut visit: impl FnMut(&LogEntry),
+    ) -> Result<(), DeadlineExceeded> {
+        self.scan_newest_first(deadline, |entry| visit(entry))
+    }
+
     /// Visits the entries from the latest arrival back, [`READ_CHUNK`] of
     /// them per turn of the lock, with `visit` (which may be slow: a text
     /// search) run without it. An entry written during the scan is not

@@ -1,4 +1,4 @@
-//! The console's log and metric pages over huge stores: they search within
+//! The console's log, error and metric pages over huge stores: they search within
 //! a time budget, stop and say so past it, and never hold the stores'
 //! writers up while they search (issue #18, part 3).
 
@@ -101,6 +101,34 @@ async fn a_metrics_page_over_a_huge_store_stops_at_its_budget_and_says_so() {
         "the page does not say it was cut short"
     );
     assert!(took < Duration::from_secs(5), "the page took {took:?}");
+}
+
+/// Error Reporting entries of `kinds` error types, one each.
+fn crowd_errors(emu: &TestEmulator, kinds: usize) {
+    let logs = emu.emulator.store().logs;
+    for n in 0..kinds {
+        logs.ingest_line(&format!(
+            r#"{{"severity":"ERROR","message":"boom {n}","@type":"type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent","errorType":"kind_{n}","context":{{"reportLocation":{{"filePath":"src/x.rs","lineNumber":7,"functionName":"x"}}}}}}"#
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_errors_page_groups_within_its_budget_and_says_when_it_stopped() {
+    // A budget that has passed before the first turn of the store's lock:
+    // the page must stop there and say so. Before, it grouped every entry
+    // whatever the time, on the emulator's async workers.
+    let emu = TestEmulator::start_with(with_budget(Duration::from_nanos(1))).await;
+    crowd_errors(&emu, 50);
+    let (page, _) = timed_get(&emu, "/errors").await;
+    assert!(
+        page.contains(CUT_SHORT),
+        "the page does not say it was cut short"
+    );
+    let emu = TestEmulator::start().await;
+    crowd_errors(&emu, 50);
+    let (page, _) = timed_get(&emu, "/errors").await;
+    assert!(page.contains("50 error groups") && !page.contains(CUT_SHORT));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
