@@ -135,9 +135,9 @@ where
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let report = panic_report(info);
-        let http = span_data::current::<HttpContext>().map(|mut http| {
-            http.response_status_code = Some(500);
-            http
+        let http = span_data::current::<Arc<HttpContext>>().map(|http| HttpContext {
+            response_status_code: Some(500),
+            ..HttpContext::clone(&http)
         });
         error_reporting::emit(&report, http.as_ref());
         // The process may end right after (a panic outside a request, or
