@@ -16,3 +16,4 @@ mod robustness;
 mod slo;
 mod terraform_model;
 mod trace;
+mod trace_read_contention;
