@@ -362,7 +362,7 @@ fn list_body(list: &TraceList, filter: &TraceFilter) -> Markup {
                 tr { th { "Start (UTC)" } th { "Root span" } th { "Duration" } th { "Spans" } th { "Processes" } th { "Status" } th { "Trace id" } }
                 @for trace in traces.iter().skip(page.saturating_mul(LIST_LIMIT)).take(LIST_LIMIT) { (trace_row(trace)) }
             }
-            (pager(&list_link(&filter), page, traces.len().div_ceil(LIST_LIMIT)))
+            (pager(&list_link(filter), page, traces.len().div_ceil(LIST_LIMIT)))
         }
     };
     layout::page(Section::Traces, "Traces", body)
