@@ -128,7 +128,7 @@ impl TraceStore {
 
     /// Stores a whole batch atomically; `truncated` of them had something cut.
     pub fn insert_batch(&self, spans: Vec<StoredSpan>, truncated: u64, out_of_window: u64) {
-        let spans = spans.into_iter().map(|stored| (stored, None)).collect();
+        let spans = spans.into_iter().map(|stored| (stored, None));
         self.insert(entries(spans), truncated, out_of_window);
     }
 
@@ -137,7 +137,7 @@ impl TraceStore {
     /// layer must come one after another: a layer is counted once for each
     /// run of spans reaching it.
     pub fn insert_sharing(&self, spans: Vec<(StoredSpan, Option<Arc<SharedAttributes>>)>) {
-        self.insert(entries(spans), 0, 0);
+        self.insert(entries(spans.into_iter()), 0, 0);
     }
 
     fn insert(&self, entries: Vec<Entry>, truncated: u64, out_of_window: u64) {
@@ -310,9 +310,12 @@ impl TraceStore {
 /// Entries with their bytes, estimated before the lock is taken: writers do
 /// not wait on it. A shared layer is charged to the last span of a run of
 /// spans reaching it.
-fn entries(spans: Vec<(StoredSpan, Option<Arc<SharedAttributes>>)>) -> Vec<Entry> {
+/// Spans are moved once, from the request into the entries.
+fn entries(
+    spans: impl ExactSizeIterator<Item = (StoredSpan, Option<Arc<SharedAttributes>>)>,
+) -> Vec<Entry> {
     let mut out = Vec::with_capacity(spans.len());
-    let mut spans = spans.into_iter().peekable();
+    let mut spans = spans.peekable();
     while let Some((stored, shared)) = spans.next() {
         let mut bytes = footprint::span_bytes(&stored);
         if let Some(shared) = shared.as_deref() {
