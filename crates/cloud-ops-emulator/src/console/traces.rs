@@ -6,10 +6,15 @@
 //! frontend's and the backend's exporters); they are joined into one tree by
 //! their parent span ids, whoever sent them.
 //!
+//! A page reads the store for at most [`PAGE_BUDGET`], in chunks so that
+//! writes go on beside it; past that it shows what it read and says it was
+//! cut short, rather than keep a browser (and a thread) for many seconds.
+//!
 //! Why one file: the trace list and the waterfall are built from the same
 //! trace view (tree, processes, root); a sixth of it is tests.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -19,6 +24,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::layout::{self, Section};
+use crate::deadline::Deadline;
 use crate::time::timestamp::to_nanos;
 use crate::trace::store::StoredSpan;
 use crate::EmulatorStore;
@@ -30,6 +36,9 @@ const LIST_LIMIT: usize = 200;
 const WATERFALL_SPANS: usize = 300;
 /// What a page shows of a span's status message, which Google does not bound.
 const STATUS_MESSAGE_BYTES: usize = 1024;
+/// How long a page reads spans before it shows what it has: 100 000 spans
+/// of many attributes take seconds to copy and group in a debug build.
+const PAGE_BUDGET: Duration = Duration::from_secs(2);
 
 /// A span with the numbers the pages need, computed once.
 #[derive(Debug, Clone)]
@@ -198,21 +207,53 @@ impl TraceView {
     }
 }
 
+/// The traces a page could read within its budget.
+#[derive(Debug, Default)]
+pub struct TraceList {
+    /// Newest first.
+    pub traces: Vec<TraceView>,
+    /// The budget ran out: `traces` are those of the oldest spans only.
+    pub cut_short: bool,
+}
+
 /// Every trace the store holds, newest first.
 pub fn all_traces(store: &EmulatorStore) -> Vec<TraceView> {
+    traces_within(store, Deadline::NONE).traces
+}
+
+/// The traces of the spans read before `deadline`, newest first.
+pub(crate) fn traces_within(store: &EmulatorStore, deadline: Deadline) -> TraceList {
     let mut groups: HashMap<(String, String), Vec<StoredSpan>> = HashMap::new();
-    for span in store.traces.spans() {
-        groups
-            .entry((span.project.clone(), span.trace_id.clone()))
-            .or_default()
-            .push(span);
-    }
+    let read = store.traces.scan(
+        deadline,
+        |_| true,
+        |span| {
+            groups
+                .entry((span.project.clone(), span.trace_id.clone()))
+                .or_default()
+                .push(span);
+        },
+    );
     let mut traces: Vec<TraceView> = groups
         .into_iter()
         .filter_map(|((project, id), spans)| TraceView::new(project, id, spans))
         .collect();
     traces.sort_by(|a, b| b.start.cmp(&a.start).then(a.trace_id.cmp(&b.trace_id)));
-    traces
+    TraceList {
+        traces,
+        cut_short: read.is_err(),
+    }
+}
+
+/// What a page says when its read was cut short.
+fn cut_short_note() -> Markup {
+    html! {
+        p.err #cut-short {
+            "Cut short: reading the stored spans took longer than "
+            (PAGE_BUDGET.as_secs()) " s, so this page shows only what it read by then (the oldest spans). "
+            "Filter with Cloud Trace's ListTraces, or lower --max-spans."
+        }
+    }
 }
 
 /// `/traces?route=&status=&min_ms=`: Cloud Trace explorer's filters, on the
@@ -283,7 +324,16 @@ pub async fn list_page(
     State(store): State<EmulatorStore>,
     Query(filter): Query<TraceFilter>,
 ) -> Markup {
-    let all = all_traces(&store);
+    let deadline = Deadline::after(PAGE_BUDGET);
+    // Off the runtime's threads: a long read must not hold up other requests.
+    let list = tokio::task::spawn_blocking(move || traces_within(&store, deadline))
+        .await
+        .unwrap_or_default();
+    list_body(&list, &filter)
+}
+
+fn list_body(list: &TraceList, filter: &TraceFilter) -> Markup {
+    let all = &list.traces;
     let total = all.len();
     let page = filter.page.unwrap_or(0);
     let traces: Vec<&TraceView> = all.iter().filter(|t| filter.matches(t)).collect();
@@ -299,6 +349,7 @@ pub async fn list_page(
             button type="submit" { "Filter" }
             " " a href="/traces" { "clear" }
         }
+        @if list.cut_short { (cut_short_note()) }
         p.muted { (traces.len()) " of " (total) " traces, newest first" @if traces.len() > LIST_LIMIT { " (" (LIST_LIMIT) " a page, page " (page + 1) ")" } "." }
         @if traces.is_empty() {
             @if total == 0 {
@@ -311,7 +362,7 @@ pub async fn list_page(
                 tr { th { "Start (UTC)" } th { "Root span" } th { "Duration" } th { "Spans" } th { "Processes" } th { "Status" } th { "Trace id" } }
                 @for trace in traces.iter().skip(page.saturating_mul(LIST_LIMIT)).take(LIST_LIMIT) { (trace_row(trace)) }
             }
-            (pager(&list_link(&filter), page, traces.len().div_ceil(LIST_LIMIT)))
+            (pager(&list_link(filter), page, traces.len().div_ceil(LIST_LIMIT)))
         }
     };
     layout::page(Section::Traces, "Traces", body)
@@ -375,27 +426,38 @@ pub async fn trace_page(
     Query(WaterfallPage { page }): Query<WaterfallPage>,
 ) -> (StatusCode, Markup) {
     let wanted = trace_id.to_ascii_lowercase();
-    let spans: Vec<StoredSpan> = store
-        .traces
-        .spans()
-        .into_iter()
-        .filter(|s| s.trace_id == wanted)
-        .collect();
+    let deadline = Deadline::after(PAGE_BUDGET);
+    let (spans, cut_short) = tokio::task::spawn_blocking(move || {
+        let mut spans = Vec::new();
+        let read = store
+            .traces
+            .scan(deadline, |s| s.trace_id == wanted, |span| spans.push(span));
+        (spans, read.is_err())
+    })
+    .await
+    .unwrap_or_default();
+    let wanted = trace_id.to_ascii_lowercase();
     let project = spans.first().map(|s| s.project.clone()).unwrap_or_default();
     match TraceView::new(project, wanted, spans) {
-        Some(trace) => (StatusCode::OK, waterfall_page(&trace, page.unwrap_or(0))),
+        Some(trace) => (
+            StatusCode::OK,
+            waterfall_page(&trace, page.unwrap_or(0), cut_short),
+        ),
         None => (
             StatusCode::NOT_FOUND,
             layout::page(
                 Section::Traces,
                 "Trace not found",
-                html! { p { "No spans of trace " code { (trace_id) } " are stored." } },
+                html! {
+                    p { "No spans of trace " code { (trace_id) } " are stored." }
+                    @if cut_short { (cut_short_note()) }
+                },
             ),
         ),
     }
 }
 
-fn waterfall_page(trace: &TraceView, page: usize) -> Markup {
+fn waterfall_page(trace: &TraceView, page: usize, cut_short: bool) -> Markup {
     let whole = trace.tree();
     let pages = whole.len().div_ceil(WATERFALL_SPANS);
     let tree: Vec<_> = whole
@@ -419,6 +481,7 @@ fn waterfall_page(trace: &TraceView, page: usize) -> Markup {
             (trace.services().join(", ")) " · "
             a href=(format!("/logs?trace={}", trace.trace_id)) { "log entries of this trace" }
         }
+        @if cut_short { (cut_short_note()) }
         table.wf #waterfall {
             tr { th { "Span" } th { "Process" } th { "Kind" } th { "Duration" } th.bar-cell { "Timeline" } }
             @for (depth, span) in &tree {
@@ -626,6 +689,21 @@ mod tests {
         assert_eq!(order, vec![(0, "a"), (1, "b"), (2, "c"), (1, "d")]);
         assert_eq!(trace.root().unwrap().span_id(), "a");
         assert_eq!(trace.end - trace.start, 8_000_000_000);
+    }
+
+    #[test]
+    fn a_page_past_its_budget_says_it_was_cut_short() {
+        let store = EmulatorStore::new(&crate::EmulatorConfig::default());
+        store.traces.insert_batch(vec![span("a", "", 1, 2)], 0, 0);
+        let whole = traces_within(&store, Deadline::NONE);
+        assert!(!whole.cut_short);
+        assert_eq!(whole.traces.len(), 1);
+        let late = traces_within(&store, Deadline::after(Duration::ZERO));
+        assert!(late.cut_short && late.traces.is_empty());
+        let page = list_body(&late, &TraceFilter::default()).into_string();
+        assert!(page.contains("id=\"cut-short\""), "{page}");
+        let page = list_body(&whole, &TraceFilter::default()).into_string();
+        assert!(!page.contains("cut-short"), "{page}");
     }
 
     #[test]

@@ -4,12 +4,15 @@
 //!
 //! Attributes are kept verbatim (O13): span attributes over the resource's
 //! (`service.name`, `gcp.project_id`, ...), with no `/http/*` or `g.co/r/*`
-//! renaming, and with the Telemetry API's limits (O9-O12), not v2's 32
+//! renaming. A request's resource attributes are converted once and shared
+//! by its spans ([`SharedAttributes`]), the scope's name and version layered
+//! over them, rather than copied into each span: readers merge them back, and with the Telemetry API's limits (O9-O12), not v2's 32
 //! attributes of 256 bytes. A span breaking a rule is rejected on its own
 //! and reported in `partial_success` (O7, O8, O14); a request without a
 //! project is rejected whole (O6).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use gcloud_sdk::google::devtools::cloudtrace::v2::{
     self, attribute_value, span, AttributeValue, TruncatableString,
@@ -24,6 +27,7 @@ use opentelemetry_proto::tonic::trace::v1::{status::StatusCode, ResourceSpans, S
 
 use super::{hex_id, nanos, OtlpError, OtlpIngest, Rejections};
 use crate::time::timestamp::from_nanos;
+use crate::trace::shared::SharedAttributes;
 use crate::trace::store::StoredSpan;
 
 const ATTRIBUTE_KEY_BYTES: usize = 512;
@@ -75,7 +79,7 @@ pub fn export(
             &mut rejections,
         );
     }
-    ingest.store.traces.insert_batch(stored, 0, 0);
+    ingest.store.traces.insert_sharing(stored);
     ingest
         .store
         .traces
@@ -100,7 +104,7 @@ fn convert_resource_spans(
     index: usize,
     resource_spans: ResourceSpans,
     project: &str,
-    stored: &mut Vec<StoredSpan>,
+    stored: &mut Vec<(StoredSpan, Option<Arc<SharedAttributes>>)>,
     rejections: &mut Rejections,
 ) {
     let resource_attributes: &[KeyValue] = resource_spans
@@ -114,18 +118,21 @@ fn convert_resource_spans(
         );
         return;
     }
-    let resource = attribute_map(resource_attributes);
+    let resource = Arc::new(SharedAttributes::new(
+        attribute_map(resource_attributes),
+        None,
+    ));
     for (scope_index, scope_spans) in resource_spans.scope_spans.into_iter().enumerate() {
-        let mut base = resource.clone();
-        if let Some(scope) = scope_spans.scope.filter(|s| !s.name.is_empty()) {
-            base.insert("otel.scope.name".into(), string_value(scope.name));
-            if !scope.version.is_empty() {
-                base.insert("otel.scope.version".into(), string_value(scope.version));
-            }
-        }
+        let shared = match scope_spans.scope.filter(|s| !s.name.is_empty()) {
+            Some(scope) => Arc::new(SharedAttributes::new(
+                scope_attributes(scope.name, scope.version),
+                Some(Arc::clone(&resource)),
+            )),
+            None => Arc::clone(&resource),
+        };
         for (span_index, span) in scope_spans.spans.into_iter().enumerate() {
             match check_span(&span) {
-                Ok(()) => stored.push(convert_span(project, span, &base)),
+                Ok(()) => stored.push((convert_span(project, span), Some(Arc::clone(&shared)))),
                 Err(reason) => rejections.add(
                     1,
                     format!(
@@ -135,6 +142,16 @@ fn convert_resource_spans(
             }
         }
     }
+}
+
+/// What a named scope adds over its resource's attributes.
+fn scope_attributes(name: String, version: String) -> HashMap<String, AttributeValue> {
+    let mut attributes = HashMap::with_capacity(2);
+    attributes.insert("otel.scope.name".into(), string_value(name));
+    if !version.is_empty() {
+        attributes.insert("otel.scope.version".into(), string_value(version));
+    }
+    attributes
 }
 
 /// O10, O12: the limits on a whole `ResourceSpans`.
@@ -293,14 +310,12 @@ fn check_span(span: &Span) -> Result<(), String> {
     Ok(())
 }
 
-/// A checked span as Cloud Trace stores it: its strings and attributes
-/// moved in, `base` (the resource's and the scope's attributes) under its own.
-fn convert_span(project: &str, span: Span, base: &HashMap<String, AttributeValue>) -> StoredSpan {
+/// A checked span as Cloud Trace stores it, its strings and its own
+/// attributes moved in (the resource's and the scope's are shared).
+fn convert_span(project: &str, span: Span) -> StoredSpan {
     let trace_id = hex_id(&span.trace_id);
     let span_id = hex_id(&span.span_id);
-    let mut attributes = base.clone();
-    attributes.reserve(span.attributes.len());
-    attributes.extend(attribute_entries(span.attributes));
+    let attributes = attribute_entries(span.attributes).collect();
     let same_process_as_parent_span = (!span.parent_span_id.is_empty()
         && span.flags & HAS_IS_REMOTE != 0)
         .then_some(span.flags & IS_REMOTE == 0);

@@ -13,6 +13,7 @@ use std::mem::size_of;
 use gcloud_sdk::google::devtools::cloudtrace::v2::{span, stack_trace, AttributeValue};
 use prost::Message;
 
+use crate::trace::shared::SharedAttributes;
 use crate::trace::store::StoredSpan;
 
 /// A decoded map entry or repeated message beyond its own inline size:
@@ -30,6 +31,20 @@ pub(crate) fn span_bytes(stored: &StoredSpan) -> usize {
         + span.time_events.as_ref().map_or(0, time_events)
         + span.links.as_ref().map_or(0, links)
         + span.stack_trace.as_ref().map_or(0, stack_frames)
+}
+
+/// Estimated bytes of one layer of shared attributes behind its `Arc`
+/// (the layers under it are counted on their own).
+pub(crate) fn shared_bytes(shared: &SharedAttributes) -> usize {
+    let map = shared.attributes();
+    // The Arc's two counters, then the map as a span's map is counted.
+    2 * size_of::<usize>()
+        + size_of::<SharedAttributes>()
+        + map.capacity() * (size_of::<(String, AttributeValue)>() + 1)
+        + map
+            .iter()
+            .map(|(key, value)| OVERHEAD + key.len() + value.encoded_len())
+            .sum::<usize>()
 }
 
 /// A hash map holds its capacity in slots (a control byte each), and two

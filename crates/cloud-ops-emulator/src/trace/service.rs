@@ -3,13 +3,17 @@
 //! Writes go through [`trace_validation`](crate::trace::validation) into the
 //! [`TraceStore`]. Reads present stored v2 spans the way Cloud Trace's v1 API
 //! does, so Google's own clients (and the console, and tests) can read back
-//! what an exporter wrote.
+//! what an exporter wrote. A read over many spans computes for a while: it
+//! runs off the runtime's threads, reads the store in chunks so writes go on
+//! beside it, and stops with DEADLINE_EXCEEDED when its client's
+//! `grpc-timeout` passes.
 
 use std::collections::HashMap;
 
 use gcloud_sdk::google::devtools::cloudtrace::{v1, v2};
 use tonic::{Request, Response, Status};
 
+use crate::deadline::{Deadline, DeadlineExceeded};
 use crate::grpc::{bounded, Page};
 use crate::time::timestamp::{self, now_nanos};
 use crate::trace::filter;
@@ -109,46 +113,79 @@ impl crate::grpc::trace_v1::trace_service_server::TraceService for TraceReader {
         &self,
         request: Request<v1::ListTracesRequest>,
     ) -> Result<Response<v1::ListTracesResponse>, Status> {
-        self.handle_list_traces(request).map_err(bounded)
+        self.off_the_runtime(request, list_traces).await
     }
 
     async fn get_trace(
         &self,
         request: Request<v1::GetTraceRequest>,
     ) -> Result<Response<v1::Trace>, Status> {
-        self.handle_get_trace(request).map_err(bounded)
+        self.off_the_runtime(request, get_trace).await
     }
 }
 
-/// The methods; their errors are [`bounded`] on the way out.
-impl TraceReader {
-    fn handle_list_traces(
-        &self,
-        request: Request<v1::ListTracesRequest>,
-    ) -> Result<Response<v1::ListTracesResponse>, Status> {
-        list_traces(&self.store, request.into_inner()).map(Response::new)
-    }
+/// A read failed: a status for the client, or its deadline passed.
+#[derive(Debug, thiserror::Error)]
+enum ReadError {
+    #[error(transparent)]
+    Status(#[from] Status),
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
+}
 
-    fn handle_get_trace(
+impl TraceReader {
+    /// Runs `read` on a blocking thread, with the request's deadline; its
+    /// errors are [`bounded`] on the way out.
+    async fn off_the_runtime<T, R>(
         &self,
-        request: Request<v1::GetTraceRequest>,
-    ) -> Result<Response<v1::Trace>, Status> {
-        let request = request.into_inner();
-        check_project_id(&request.project_id)?;
-        let spans = self.store.trace(&request.project_id, &request.trace_id);
-        if spans.is_empty() {
-            return Err(Status::not_found(format!(
-                "Trace {} not found in project {}.",
-                request.trace_id, request.project_id
-            )));
+        request: Request<T>,
+        read: fn(&TraceStore, T, Deadline) -> Result<R, ReadError>,
+    ) -> Result<Response<R>, Status>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+    {
+        let store = self.store.clone();
+        let deadline = Deadline::of(&request);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = read(&store, request.into_inner(), deadline);
+            // Counted here: by now the client has usually gone, and with it
+            // the future awaiting this thread.
+            if let Err(ReadError::Deadline(_)) = outcome {
+                store.record_read_timeout();
+            }
+            outcome
+        })
+        .await
+        .map_err(|e| Status::internal(format!("the read failed: {e}")))?;
+        match outcome {
+            Ok(response) => Ok(Response::new(response)),
+            Err(ReadError::Status(status)) => Err(bounded(status)),
+            Err(ReadError::Deadline(exceeded)) => Err(exceeded.into()),
         }
-        Ok(Response::new(to_v1_trace(
-            &request.project_id,
-            &request.trace_id.to_ascii_lowercase(),
-            &spans,
-            ViewType::Complete,
-        )))
     }
+}
+
+fn get_trace(
+    store: &TraceStore,
+    request: v1::GetTraceRequest,
+    deadline: Deadline,
+) -> Result<v1::Trace, ReadError> {
+    check_project_id(&request.project_id)?;
+    let spans = store.trace_by(&request.project_id, &request.trace_id, deadline)?;
+    if spans.is_empty() {
+        return Err(Status::not_found(format!(
+            "Trace {} not found in project {}.",
+            request.trace_id, request.project_id
+        ))
+        .into());
+    }
+    Ok(to_v1_trace(
+        &request.project_id,
+        &request.trace_id.to_ascii_lowercase(),
+        &spans,
+        ViewType::Complete,
+    ))
 }
 
 fn check_project_id(project_id: &str) -> Result<(), Status> {
@@ -160,25 +197,27 @@ fn check_project_id(project_id: &str) -> Result<(), Status> {
 fn list_traces(
     store: &TraceStore,
     request: v1::ListTracesRequest,
-) -> Result<v1::ListTracesResponse, Status> {
+    deadline: Deadline,
+) -> Result<v1::ListTracesResponse, ReadError> {
     check_project_id(&request.project_id)?;
     let terms =
         filter::parse(&request.filter).map_err(|e| Status::invalid_argument(e.to_string()))?;
     let window = time_window(&request)?;
     let view = ViewType::try_from(request.view).unwrap_or(ViewType::Minimal);
-    let mut traces: Vec<(i64, String, Vec<StoredSpan>)> = store
-        .traces(&request.project_id)
-        .into_iter()
-        .filter(|(_, spans)| spans.iter().any(|s| window.contains(span_end(s))))
-        .filter(|(id, spans)| {
-            terms.is_empty()
+    let mut traces: Vec<(i64, String, Vec<StoredSpan>)> = Vec::new();
+    for (id, spans) in store.traces_by(&request.project_id, deadline)? {
+        // A filter converts each trace whole: the long part of a long read.
+        deadline.check()?;
+        let kept = spans.iter().any(|s| window.contains(span_end(s)))
+            && (terms.is_empty()
                 || filter::matches(
                     &terms,
-                    &to_v1_trace(&request.project_id, id, spans, ViewType::Complete).spans,
-                )
-        })
-        .map(|(id, spans)| (latest_start(&spans), id, spans))
-        .collect();
+                    &to_v1_trace(&request.project_id, &id, &spans, ViewType::Complete).spans,
+                ));
+        if kept {
+            traces.push((latest_start(&spans), id, spans));
+        }
+    }
     // Newest first, as the Cloud Trace console and API list them by default.
     traces.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
     let page = Page::read(

@@ -18,3 +18,4 @@ mod robustness;
 mod slo;
 mod terraform_model;
 mod trace;
+mod trace_read_contention;

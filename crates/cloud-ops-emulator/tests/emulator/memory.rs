@@ -16,6 +16,8 @@ use gcloud_sdk::google::devtools::cloudtrace::v2::{
     attribute_value, span, AttributeValue, BatchWriteSpansRequest, Span, TruncatableString,
 };
 
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+
 use crate::helpers::metrics::{double, request, series};
 use crate::helpers::{ts, TestEmulator, PROJECT};
 
@@ -29,26 +31,36 @@ const CAP: usize = 32 * MIB;
 /// several times `CAP + MARGIN` on these inputs.
 const MARGIN: usize = 64 * MIB;
 
+/// Runs [`rss_child`] feeding `store`; returns what it printed.
+fn run_child(store: &str) -> String {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "memory::rss_child", "--nocapture"])
+        .env(CHILD_ENV, store)
+        .output()
+        .expect("the test binary runs again");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{store}: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The number the child printed after `name=`.
+fn printed(stdout: &str, name: &str) -> usize {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+}
+
 #[test]
 fn each_store_stays_under_its_cap_measured_by_rss() {
     let mut over = Vec::new();
     for store in ["metrics", "logs", "traces"] {
-        let output = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "memory::rss_child", "--nocapture"])
-            .env(CHILD_ENV, store)
-            .output()
-            .expect("the test binary runs again");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{store}: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let grown: usize = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("RSS_GROWTH_BYTES="))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{store}: no measurement in {stdout}"));
+        let grown = printed(&run_child(store), "RSS_GROWTH_BYTES");
         println!("{store}: RSS grew {} MiB", grown / MIB);
         if grown > CAP + MARGIN {
             over.push(format!("{store} grew {} MiB", grown / MIB));
@@ -63,7 +75,38 @@ fn each_store_stays_under_its_cap_measured_by_rss() {
     );
 }
 
-/// Not a test on its own: the child process of the test above.
+/// OTLP spans share their resource's attributes: a resource of 256 KiB
+/// over 1 000 spans a request is counted once, so the store holds as many
+/// spans as its cap allows, and its memory stays under the cap. Before, each
+/// span held a copy: the cap held about 120 spans, and each request made a
+/// quarter of a gigabyte of copies.
+#[test]
+fn spans_sharing_a_large_resource_count_it_once_and_stay_under_the_cap() {
+    let stdout = run_child("traces-shared-resource");
+    let (grown, spans, bytes) = (
+        printed(&stdout, "RSS_GROWTH_BYTES"),
+        printed(&stdout, "SPANS_STORED"),
+        printed(&stdout, "BYTES_STORED"),
+    );
+    println!(
+        "RSS grew {} MiB; {spans} spans stored, {} MiB by the store's count",
+        grown / MIB,
+        bytes / MIB
+    );
+    assert!(bytes <= CAP, "the store counts {bytes} bytes");
+    // 80 000 spans were sent; the cap holds tens of thousands when each
+    // resource counts once (and a few hundred when it counts per span).
+    assert!(spans > 10_000, "only {spans} spans kept under the cap");
+    assert!(
+        grown <= CAP + MARGIN,
+        "RSS grew {} MiB, over a {} MiB cap (+{} MiB margin)",
+        grown / MIB,
+        CAP / MIB,
+        MARGIN / MIB
+    );
+}
+
+/// Not a test on its own: the child process of the tests above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by each_store_stays_under_its_cap_measured_by_rss"]
 async fn rss_child() {
@@ -82,9 +125,13 @@ async fn rss_child() {
         "metrics" => long_labelled_series(&emu).await,
         "logs" => dense_json_lines(&emu).await,
         "traces" => spans_full_of_links(&emu).await,
+        "traces-shared-resource" => spans_sharing_a_large_resource(&emu).await,
         other => panic!("no store {other}"),
     }
     println!("RSS_GROWTH_BYTES={}", rss().saturating_sub(before));
+    let traces = emu.emulator.store().traces.stats();
+    println!("SPANS_STORED={}", traces.spans_stored);
+    println!("BYTES_STORED={}", traces.bytes_stored);
 }
 
 /// Resident bytes of this process.
@@ -193,5 +240,48 @@ async fn spans_full_of_links(emu: &TestEmulator) {
             })
             .await
             .expect("written");
+    }
+}
+
+/// 80 OTLP requests of 1 000 spans, each request's resource holding 64
+/// attributes of 4 KiB.
+async fn spans_sharing_a_large_resource(emu: &TestEmulator) {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+    use crate::otlp::{now_nanos, resource, span as otlp_span, string};
+
+    let mut client = TraceServiceClient::new(emu.channel.clone());
+    let filler = "r".repeat(4096);
+    for request in 0..80u32 {
+        let mut resource = resource(Some(PROJECT));
+        resource
+            .attributes
+            .extend((0..64).map(|n| string(&format!("big.{n}"), &format!("{request}{filler}"))));
+        let end = now_nanos();
+        let spans = (0..1_000u32)
+            .map(|n| {
+                let mut span = otlp_span(1, None, "GET /api/books/{id}");
+                span.trace_id[..4].copy_from_slice(&request.to_be_bytes());
+                span.span_id = (u64::from(n) + 1).to_be_bytes().to_vec();
+                span.end_time_unix_nano = end;
+                span
+            })
+            .collect();
+        let response = client
+            .export(ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(resource),
+                    scope_spans: vec![ScopeSpans {
+                        spans,
+                        ..ScopeSpans::default()
+                    }],
+                    ..ResourceSpans::default()
+                }],
+            })
+            .await
+            .expect("exported")
+            .into_inner();
+        assert_eq!(response.partial_success, None);
     }
 }
