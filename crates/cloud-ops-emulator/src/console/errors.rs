@@ -125,7 +125,7 @@ fn render(store: &EmulatorStore, deadline: Deadline) -> Markup {
     let (groups, cut_short) = stored_groups(store, deadline);
     let groups = groups.newest_first();
     html! {
-        @if cut_short { (super::cut_short_note(store)) }
+        @if cut_short { (super::cut_short_note(store.page_budget)) }
         p.muted {
             (groups.len()) " error groups, from the Error Reporting entries among the stored logs; grouped by error type and location."
             @if groups.len() > GROUPS_SHOWN { " The " (GROUPS_SHOWN) " seen most recently are shown." }

@@ -136,7 +136,7 @@ fn render(store: &EmulatorStore, query: &LogQuery, deadline: Deadline) -> Markup
     let stats = store.logs.stats();
     html! {
         (filter_form(query))
-        @if cut_short { (super::cut_short_note(store)) }
+        @if cut_short { (super::cut_short_note(store.page_budget)) }
         p.muted {
             "Showing " (entries.len()) " entries, newest first (page " (page + 1) ", " (PAGE_ENTRIES) " a page). "
             (stats.entries_stored) " stored, " (stats.entries_dropped) " dropped by the cap, "

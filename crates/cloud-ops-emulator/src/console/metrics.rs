@@ -569,7 +569,7 @@ fn render(store: &EmulatorStore, query: &MetricsQuery, deadline: Deadline) -> Ma
         .render()
     };
     html! {
-        @if view.cut_short || projects_cut { (super::cut_short_note(store)) }
+        @if view.cut_short || projects_cut { (super::cut_short_note(store.page_budget)) }
         p.window {
             "Window: "
             @for (name, _, _) in WINDOWS {

@@ -67,11 +67,11 @@ pub(crate) async fn within_budget(
 
 /// Says that a page stopped at its time budget and shows only part of
 /// what it would have.
-pub(crate) fn cut_short_note(store: &EmulatorStore) -> Markup {
+pub(crate) fn cut_short_note(budget: std::time::Duration) -> Markup {
     html! {
         p #cut-short.warning {
             b { "This page was cut short" }
-            ": it stopped searching after its time budget of " (store.page_budget.as_millis()) " ms and shows what it had found by then. Narrow the filter or the window."
+            ": it stopped searching after its time budget of " (budget.as_millis()) " ms and shows what it had found by then. Narrow the filter or the window."
         }
     }
 }

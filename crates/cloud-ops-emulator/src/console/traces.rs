@@ -6,9 +6,12 @@
 //! frontend's and the backend's exporters); they are joined into one tree by
 //! their parent span ids, whoever sent them.
 //!
-//! A page reads the store for at most [`PAGE_BUDGET`], in chunks so that
-//! writes go on beside it; past that it shows what it read and says it was
-//! cut short, rather than keep a browser (and a thread) for many seconds.
+//! A page reads the store for at most the console's page budget
+//! ([`EmulatorConfig::console_page_budget`](crate::EmulatorConfig); 100 000
+//! spans of many attributes take seconds to copy and group in a debug
+//! build), in chunks so that writes go on beside it; past that it shows what
+//! it read and says it was cut short, rather than keep a browser (and a
+//! thread) for many seconds.
 //!
 //! Why one file: the trace list and the waterfall are built from the same
 //! trace view (tree, processes, root); a sixth of it is tests.
@@ -36,9 +39,6 @@ const LIST_LIMIT: usize = 200;
 const WATERFALL_SPANS: usize = 300;
 /// What a page shows of a span's status message, which Google does not bound.
 const STATUS_MESSAGE_BYTES: usize = 1024;
-/// How long a page reads spans before it shows what it has: 100 000 spans
-/// of many attributes take seconds to copy and group in a debug build.
-const PAGE_BUDGET: Duration = Duration::from_secs(2);
 
 /// A span with the numbers the pages need, computed once.
 #[derive(Debug, Clone)]
@@ -245,17 +245,6 @@ pub(crate) fn traces_within(store: &EmulatorStore, deadline: Deadline) -> TraceL
     }
 }
 
-/// What a page says when its read was cut short.
-fn cut_short_note() -> Markup {
-    html! {
-        p.err #cut-short {
-            "Cut short: reading the stored spans took longer than "
-            (PAGE_BUDGET.as_secs()) " s, so this page shows only what it read by then (the oldest spans). "
-            "Filter with Cloud Trace's ListTraces, or lower --max-spans."
-        }
-    }
-}
-
 /// `/traces?route=&status=&min_ms=`: Cloud Trace explorer's filters, on the
 /// root span. `route` is the root's `http.route` (or its name), `status` an
 /// HTTP status (`502`), a class (`5xx`) or `error` (a span failed),
@@ -324,15 +313,16 @@ pub async fn list_page(
     State(store): State<EmulatorStore>,
     Query(filter): Query<TraceFilter>,
 ) -> Markup {
-    let deadline = Deadline::after(PAGE_BUDGET);
+    let budget = store.page_budget;
+    let deadline = Deadline::after(budget);
     // Off the runtime's threads: a long read must not hold up other requests.
     let list = tokio::task::spawn_blocking(move || traces_within(&store, deadline))
         .await
         .unwrap_or_default();
-    list_body(&list, &filter)
+    list_body(&list, &filter, budget)
 }
 
-fn list_body(list: &TraceList, filter: &TraceFilter) -> Markup {
+fn list_body(list: &TraceList, filter: &TraceFilter, budget: Duration) -> Markup {
     let all = &list.traces;
     let total = all.len();
     let page = filter.page.unwrap_or(0);
@@ -349,7 +339,7 @@ fn list_body(list: &TraceList, filter: &TraceFilter) -> Markup {
             button type="submit" { "Filter" }
             " " a href="/traces" { "clear" }
         }
-        @if list.cut_short { (cut_short_note()) }
+        @if list.cut_short { (super::cut_short_note(budget)) }
         p.muted { (traces.len()) " of " (total) " traces, newest first" @if traces.len() > LIST_LIMIT { " (" (LIST_LIMIT) " a page, page " (page + 1) ")" } "." }
         @if traces.is_empty() {
             @if total == 0 {
@@ -426,7 +416,8 @@ pub async fn trace_page(
     Query(WaterfallPage { page }): Query<WaterfallPage>,
 ) -> (StatusCode, Markup) {
     let wanted = trace_id.to_ascii_lowercase();
-    let deadline = Deadline::after(PAGE_BUDGET);
+    let budget = store.page_budget;
+    let deadline = Deadline::after(budget);
     let (spans, cut_short) = tokio::task::spawn_blocking(move || {
         let mut spans = Vec::new();
         let read = store
@@ -441,7 +432,7 @@ pub async fn trace_page(
     match TraceView::new(project, wanted, spans) {
         Some(trace) => (
             StatusCode::OK,
-            waterfall_page(&trace, page.unwrap_or(0), cut_short),
+            waterfall_page(&trace, page.unwrap_or(0), cut_short.then_some(budget)),
         ),
         None => (
             StatusCode::NOT_FOUND,
@@ -450,14 +441,15 @@ pub async fn trace_page(
                 "Trace not found",
                 html! {
                     p { "No spans of trace " code { (trace_id) } " are stored." }
-                    @if cut_short { (cut_short_note()) }
+                    @if cut_short { (super::cut_short_note(budget)) }
                 },
             ),
         ),
     }
 }
 
-fn waterfall_page(trace: &TraceView, page: usize, cut_short: bool) -> Markup {
+/// `cut_short`: the budget the read of the trace's spans ran out of.
+fn waterfall_page(trace: &TraceView, page: usize, cut_short: Option<Duration>) -> Markup {
     let whole = trace.tree();
     let pages = whole.len().div_ceil(WATERFALL_SPANS);
     let tree: Vec<_> = whole
@@ -481,7 +473,7 @@ fn waterfall_page(trace: &TraceView, page: usize, cut_short: bool) -> Markup {
             (trace.services().join(", ")) " · "
             a href=(format!("/logs?trace={}", trace.trace_id)) { "log entries of this trace" }
         }
-        @if cut_short { (cut_short_note()) }
+        @if let Some(budget) = cut_short { (super::cut_short_note(budget)) }
         table.wf #waterfall {
             tr { th { "Span" } th { "Process" } th { "Kind" } th { "Duration" } th.bar-cell { "Timeline" } }
             @for (depth, span) in &tree {
@@ -700,9 +692,9 @@ mod tests {
         assert_eq!(whole.traces.len(), 1);
         let late = traces_within(&store, Deadline::after(Duration::ZERO));
         assert!(late.cut_short && late.traces.is_empty());
-        let page = list_body(&late, &TraceFilter::default()).into_string();
+        let page = list_body(&late, &TraceFilter::default(), Duration::from_secs(2)).into_string();
         assert!(page.contains("id=\"cut-short\""), "{page}");
-        let page = list_body(&whole, &TraceFilter::default()).into_string();
+        let page = list_body(&whole, &TraceFilter::default(), Duration::from_secs(2)).into_string();
         assert!(!page.contains("cut-short"), "{page}");
     }
 
