@@ -132,6 +132,23 @@ async fn the_errors_page_groups_within_its_budget_and_says_when_it_stopped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_counts_within_its_budget_and_says_when_it_stopped() {
+    // As for /errors: before, the overview copied every entry and span and
+    // grouped them whatever the time.
+    let emu = TestEmulator::start_with(with_budget(Duration::from_nanos(1))).await;
+    crowd_errors(&emu, 50);
+    let (page, _) = timed_get(&emu, "/").await;
+    assert!(
+        page.contains(CUT_SHORT),
+        "the page does not say it was cut short"
+    );
+    let emu = TestEmulator::start().await;
+    crowd_errors(&emu, 50);
+    let (page, _) = timed_get(&emu, "/").await;
+    assert!(page.contains("50 errors") && !page.contains(CUT_SHORT));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_store_is_shown_whole_without_a_note() {
     let emu = TestEmulator::start().await;
     emu.emulator
