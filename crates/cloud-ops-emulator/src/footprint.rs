@@ -23,8 +23,9 @@
 //! These are estimates of the heap, not measurements: the spare capacity
 //! of a growing queue, the allocator's free lists and fragmentation are
 //! not counted. `tests/emulator/memory.rs` holds each store, fed hostile
-//! shapes, to the process's RSS. `trace/footprint.rs` still has its own
-//! (its folder is being reworked; it is to use these when that lands).
+//! shapes, to the process's RSS. `logging/`, `monitoring/` and `trace/`
+//! each add what their own values hold (`trace/footprint.rs` counts a
+//! span by its encoded size plus these tables and allocations).
 
 use std::mem::size_of;
 
@@ -38,7 +39,6 @@ const BTREE_NODE_HEADER: usize = 16;
 /// An internal node's edges beyond its leaf part.
 const BTREE_EDGES: usize = (BTREE_NODE_SLOTS + 1) * size_of::<usize>();
 /// hashbrown's control bytes beyond one a slot (its group width).
-#[allow(dead_code)] // with hash_map
 const HASH_GROUP: usize = 16;
 
 /// What the allocator hands out for a request of `bytes`: the request, its
@@ -87,9 +87,7 @@ pub(crate) fn btree_map<K, V>(len: usize) -> usize {
 }
 
 /// The table of a `HashMap<K, V>` whose `capacity()` is `capacity`; what
-/// its keys and values own is counted by the caller. For the span store's
-/// attribute maps, when `trace/footprint.rs` moves onto this module.
-#[allow(dead_code)]
+/// its keys and values own is counted by the caller.
 pub(crate) fn hash_map<K, V>(capacity: usize) -> usize {
     if capacity == 0 {
         return 0;

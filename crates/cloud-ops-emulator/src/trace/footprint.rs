@@ -13,11 +13,13 @@ use std::mem::size_of;
 use gcloud_sdk::google::devtools::cloudtrace::v2::{span, stack_trace, AttributeValue};
 use prost::Message;
 
+use crate::footprint;
 use crate::trace::shared::SharedAttributes;
 use crate::trace::store::StoredSpan;
 
-/// A decoded map entry or repeated message beyond its own inline size:
-/// the hash table's control bytes and spare capacity, the allocation header.
+/// A decoded map entry or repeated message beyond its own inline size and
+/// its encoded bytes: the allocations' headers and rounding of its strings
+/// (two, at most 23 bytes each with glibc; see [`crate::footprint`]).
 const OVERHEAD: usize = 32;
 
 /// Estimated bytes of `stored`, itself included.
@@ -37,22 +39,19 @@ pub(crate) fn span_bytes(stored: &StoredSpan) -> usize {
 /// (the layers under it are counted on their own).
 pub(crate) fn shared_bytes(shared: &SharedAttributes) -> usize {
     let map = shared.attributes();
-    // The Arc's two counters, then the map as a span's map is counted.
-    2 * size_of::<usize>()
-        + size_of::<SharedAttributes>()
-        + map.capacity() * (size_of::<(String, AttributeValue)>() + 1)
+    // The Arc's allocation, then the map as a span's map is counted.
+    footprint::arc::<SharedAttributes>()
+        + footprint::hash_map::<String, AttributeValue>(map.capacity())
         + map
             .iter()
             .map(|(key, value)| OVERHEAD + key.len() + value.encoded_len())
             .sum::<usize>()
 }
 
-/// A hash map holds its capacity in slots (a control byte each), and two
-/// allocations (key, string value) per entry.
+/// A hash map's table, and two allocations (key, string value) per entry.
 fn attributes(attributes: Option<&span::Attributes>) -> usize {
     attributes.map_or(0, |a| {
-        size_of::<span::Attributes>()
-            + a.attribute_map.capacity() * (size_of::<(String, AttributeValue)>() + 1)
+        footprint::hash_map::<String, AttributeValue>(a.attribute_map.capacity())
             + a.attribute_map.len() * OVERHEAD
     })
 }
