@@ -199,3 +199,73 @@ pub mod metrics {
         }
     }
 }
+
+/// A slow read with writes going on beside it: the "no long lock" tests of
+/// issue #18, for each store.
+pub mod contention {
+    use std::future::Future;
+    use std::time::{Duration, Instant};
+
+    /// How the writes fared beside the read.
+    #[derive(Debug)]
+    pub struct Beside {
+        pub read_took: Duration,
+        pub worst_write: Duration,
+        pub writes: usize,
+    }
+
+    /// Starts `read` and, until it is done, awaits `write(n)` every 20 ms;
+    /// the read's answer and how long it and the slowest write took.
+    pub async fn read_beside_writes<R, W, F>(
+        read: impl Future<Output = R> + Send + 'static,
+        mut write: W,
+    ) -> (R, Beside)
+    where
+        R: Send + 'static,
+        W: FnMut(usize) -> F,
+        F: Future<Output = ()>,
+    {
+        let read = tokio::spawn(async move {
+            let started = Instant::now();
+            let answer = read.await;
+            (started.elapsed(), answer)
+        });
+        let mut worst_write = Duration::ZERO;
+        let mut writes = 0;
+        while !read.is_finished() {
+            let started = Instant::now();
+            write(writes).await;
+            worst_write = worst_write.max(started.elapsed());
+            writes += 1;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (read_took, answer) = read.await.expect("the read's task");
+        let beside = Beside {
+            read_took,
+            worst_write,
+            writes,
+        };
+        eprintln!("{beside:?}");
+        (answer, beside)
+    }
+
+    impl Beside {
+        /// The read was slow enough for the test to mean something, and no
+        /// write waited long beside it: 500 ms is generous for a busy 2-core
+        /// machine; before the fixes a write waited for the whole read.
+        pub fn assert_writes_were_not_held_up(&self) {
+            assert!(
+                self.read_took > Duration::from_millis(1500),
+                "the read took only {:?}",
+                self.read_took
+            );
+            assert!(
+                self.worst_write < Duration::from_millis(500),
+                "a write waited {:?} beside a read of {:?} ({} writes)",
+                self.worst_write,
+                self.read_took,
+                self.writes
+            );
+        }
+    }
+}
