@@ -77,10 +77,10 @@ pub struct StoredSeries {
     pub key: Arc<SeriesKey>,
     pub kind: MetricKind,
     pub value_type: ValueType,
+    /// Never empty while the series is stored (it goes with its last
+    /// point), so the newest is what the order and sampling rules check a
+    /// write against: no second copy of it is kept.
     pub points: VecDeque<StoredPoint>,
-    /// Kept even when the point itself was evicted, so order and sampling
-    /// rules still hold after eviction.
-    last: Option<StoredPoint>,
 }
 
 impl Subject for SeriesKey {
@@ -501,7 +501,6 @@ impl StoredSeries {
             kind: self.kind,
             value_type: self.value_type,
             points: self.points.range(first..last).cloned().collect(),
-            last: self.last.clone(),
         }
     }
 }
@@ -537,7 +536,7 @@ impl Inner {
             ));
         }
         if let Some(series) = self.stored(&valid.key) {
-            if let Some(last) = series.last.as_ref() {
+            if let Some(last) = series.points.back() {
                 check_against_last(
                     &metric_type,
                     series.kind,
@@ -590,7 +589,7 @@ impl Inner {
             (None, wanted) => valid.descriptor_update = wanted,
         }
         if let Some(series) = self.stored(&valid.key) {
-            if let Some(last) = series.last.as_ref() {
+            if let Some(last) = series.points.back() {
                 check_against_last(&metric_type, series.kind, last, &valid.point, 0)?;
             }
         }
@@ -616,7 +615,6 @@ impl Inner {
         };
         self.bytes += footprint::point_bytes(&valid.point);
         if let Some(series) = self.series[id].as_mut() {
-            series.last = Some(valid.point.clone());
             series.points.push_back(valid.point);
         }
         self.arrival.push_back(id);
@@ -632,7 +630,6 @@ impl Inner {
             kind,
             value_type,
             points: VecDeque::new(),
-            last: None,
         };
         let id = match self.free.pop() {
             Some(id) => {
@@ -650,8 +647,7 @@ impl Inner {
     }
 
     /// Drops the oldest points while either cap is exceeded, and a series
-    /// with its last point: its `last` (kept for the order and sampling
-    /// rules) goes too, so a later write starts it afresh.
+    /// with its last point, so a later write starts it afresh.
     fn evict(&mut self) {
         while self.arrival.len() > self.max_points || self.bytes > self.max_bytes {
             let Some(id) = self.arrival.pop_front() else {
