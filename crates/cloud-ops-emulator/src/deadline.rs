@@ -61,6 +61,27 @@ impl Deadline {
     }
 }
 
+/// Runs `read` over `store` on a blocking thread, with `request`'s
+/// deadline: a read over many items computes for a while, and must not hold
+/// up the async workers serving the writes beside it. The outer `Err` is
+/// the thread's failure (a panic in the read).
+pub(crate) async fn read_off_the_runtime<S, T, R, E>(
+    store: S,
+    request: tonic::Request<T>,
+    read: impl FnOnce(&S, T, Deadline) -> Result<R, E> + Send + 'static,
+) -> Result<Result<R, E>, tonic::Status>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+    R: Send + 'static,
+    E: Send + 'static,
+{
+    let deadline = Deadline::of(&request);
+    tokio::task::spawn_blocking(move || read(&store, request.into_inner(), deadline))
+        .await
+        .map_err(|e| tonic::Status::internal(format!("the read failed: {e}")))
+}
+
 /// gRPC's `TimeoutValue TimeoutUnit`: at most 8 digits, then one of
 /// `H M S m u n`.
 fn parse_grpc_timeout(text: &str) -> Option<Duration> {

@@ -16,7 +16,7 @@ use gcloud_sdk::google::rpc;
 use prost::Message;
 use tonic::{Code, Request, Response, Status};
 
-use crate::deadline::Deadline;
+use crate::deadline::{read_off_the_runtime, Deadline};
 use crate::grpc::{bounded, clip_message, clip_to, Page, MAX_QUOTED_BYTES};
 use crate::monitoring::aggregation::{parse_spec, read_by, AggregationError};
 use crate::monitoring::filter::{self, Filter, Selector};
@@ -59,16 +59,10 @@ impl crate::grpc::metric_v3::metric_service_server::MetricService for MetricServ
         &self,
         request: Request<ListTimeSeriesRequest>,
     ) -> Result<Response<ListTimeSeriesResponse>, Status> {
-        // A read over many series computes for a while: off the runtime's
-        // threads, so that writes keep being served beside it.
-        let store = self.store.clone();
-        let deadline = Deadline::of(&request);
-        tokio::task::spawn_blocking(move || {
-            list_time_series(&store, request.into_inner(), deadline).map(Response::new)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the read failed: {e}")))?
-        .map_err(bounded)
+        read_off_the_runtime(self.store.clone(), request, list_time_series)
+            .await?
+            .map(Response::new)
+            .map_err(bounded)
     }
 
     async fn create_metric_descriptor(
@@ -92,14 +86,10 @@ impl crate::grpc::metric_v3::metric_service_server::MetricService for MetricServ
     ) -> Result<Response<ListMetricDescriptorsResponse>, Status> {
         // Descriptors are never evicted: a filter over many of them is a
         // long read, computed as `ListTimeSeries` is.
-        let store = self.store.clone();
-        let deadline = Deadline::of(&request);
-        tokio::task::spawn_blocking(move || {
-            list_metric_descriptors(&store, request.into_inner(), deadline).map(Response::new)
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the read failed: {e}")))?
-        .map_err(bounded)
+        read_off_the_runtime(self.store.clone(), request, list_metric_descriptors)
+            .await?
+            .map(Response::new)
+            .map_err(bounded)
     }
 }
 

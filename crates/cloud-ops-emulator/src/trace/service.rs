@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use gcloud_sdk::google::devtools::cloudtrace::{v1, v2};
 use tonic::{Request, Response, Status};
 
-use crate::deadline::{Deadline, DeadlineExceeded};
+use crate::deadline::{read_off_the_runtime, Deadline, DeadlineExceeded};
 use crate::grpc::{bounded, Page};
 use crate::time::timestamp::{self, now_nanos};
 use crate::trace::filter;
@@ -145,19 +145,20 @@ impl TraceReader {
         T: Send + 'static,
         R: Send + 'static,
     {
-        let store = self.store.clone();
-        let deadline = Deadline::of(&request);
-        let outcome = tokio::task::spawn_blocking(move || {
-            let outcome = read(&store, request.into_inner(), deadline);
-            // Counted here: by now the client has usually gone, and with it
-            // the future awaiting this thread.
-            if let Err(ReadError::Deadline(_)) = outcome {
-                store.record_read_timeout();
-            }
-            outcome
-        })
-        .await
-        .map_err(|e| Status::internal(format!("the read failed: {e}")))?;
+        let outcome = read_off_the_runtime(
+            self.store.clone(),
+            request,
+            move |store, request, deadline| {
+                let outcome = read(store, request, deadline);
+                // Counted here: by now the client has usually gone, and with it
+                // the future awaiting this thread.
+                if let Err(ReadError::Deadline(_)) = outcome {
+                    store.record_read_timeout();
+                }
+                outcome
+            },
+        )
+        .await?;
         match outcome {
             Ok(response) => Ok(Response::new(response)),
             Err(ReadError::Status(status)) => Err(bounded(status)),
