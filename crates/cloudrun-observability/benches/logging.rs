@@ -197,20 +197,20 @@ impl LineOutput for Switch {
     }
 }
 
-/// The same fields as the service's request line.
+/// The same fields as the service's request line, in the same order.
 fn request_line(n: u32) {
     tracing::info!(
-        http_request.request_method = "GET",
-        http_request.request_url = "/api/books/3",
-        http_request.status = 200u64,
-        http_request.response_size = 119u64,
-        http_request.user_agent = "wrk/4.1.0",
-        http_request.remote_ip = "127.0.0.1",
         http_request.latency = "0.000403s",
         http_request.protocol = "HTTP/1.1",
-        route = "/api/books/{id}",
+        http_request.remote_ip = "127.0.0.1",
+        http_request.request_method = "GET",
+        http_request.request_url = "/api/books/3",
+        http_request.response_size = 119u64,
+        http_request.status = 200u64,
+        http_request.user_agent = "wrk/4.1.0",
         latency_ms = "0.403",
-        "GET /api/books/3 200 #{n}"
+        message = format_args!("GET /api/books/3 200 #{n}"),
+        route = "/api/books/{id}",
     );
 }
 

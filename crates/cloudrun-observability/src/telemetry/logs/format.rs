@@ -196,8 +196,12 @@ impl<O: LineOutput> CloudLoggingLayer<O> {
             caps,
         });
         // Sorted by name, as a map keyed by name would list them; of two
-        // fields with one name the later wins.
-        fields.sort_by(|a, b| a.name.cmp(b.name));
+        // fields with one name the later wins. The request line's fields
+        // come sorted already (see the middleware), and checking costs
+        // less than sorting.
+        if !fields.is_sorted_by(|a, b| a.name <= b.name) {
+            fields.sort_by(|a, b| a.name.cmp(b.name));
+        }
         dedup_keep_last(fields, |a, b| a.name == b.name);
 
         let meta = event.metadata();
@@ -219,15 +223,13 @@ impl<O: LineOutput> CloudLoggingLayer<O> {
         let mut has_http = false;
         let mut has_labels = false;
         for field in fields.iter() {
-            let (head, rest) = match field.name.split_once('.') {
-                Some((head, rest)) => (head, Some(rest)),
-                None => (field.name, None),
-            };
-            match (head, rest) {
-                (_, None) if field.name == "severity" => {}
-                ("http_request", Some(_)) => has_http = true,
-                ("labels", Some(_)) => has_labels = true,
-                ("insert_id", None) => {
+            // Prefix tests, not a search for the `.`: this runs for every
+            // field of every line.
+            match field.name {
+                "severity" => {}
+                name if name.starts_with("http_request.") => has_http = true,
+                name if name.starts_with("labels.") => has_labels = true,
+                "insert_id" => {
                     line.extend_from_slice(b",\"logging.googleapis.com/insertId\":");
                     push_as_string(line, field, values);
                 }
