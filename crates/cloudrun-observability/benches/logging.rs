@@ -1,6 +1,6 @@
 //! The cost of one request log line on one core: the service's own
 //! subscriber (the Cloud Logging layer) formatting a typical request line
-//! inside a request span that carries a trace context, as in the service;
+//! inside a request whose trace context is current, as in the service;
 //! first into a sink that keeps nothing (formatting alone), then through the
 //! batched stdout queue to a writer thread writing to `/dev/null` (what a
 //! request pays, plus the writer's share). Last, the same line through
@@ -19,9 +19,10 @@ use cloudrun_observability::config::Config;
 use cloudrun_observability::telemetry::logs::format::LineOutput;
 use cloudrun_observability::telemetry::logs::stdout::BatchedStdout;
 use cloudrun_observability::telemetry::logs::{env_filter, json_layer};
+use cloudrun_observability::telemetry::request_scope;
 use cloudrun_observability::telemetry::traces::context::{SpanId, TraceContext, TraceId};
-use cloudrun_observability::telemetry::traces::span_data;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan as _;
 use tracing_subscriber::Registry;
 
 const LINES: u32 = 200_000;
@@ -35,10 +36,9 @@ fn main() {
         .with(env_filter(None).expect("default filter"))
         .with(json_layer(&config, Switch));
     // Global, as in the service: the layer reads the trace context of the
-    // current span, as it does there.
+    // current request, as it does there.
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
-    let span = request_span();
-    let entered = span.enter();
+    let entered = request_scope::enter_trace(trace_context());
 
     let formatted = run();
     let first = String::from_utf8_lossy(FIRST_LINE.get().expect("a line was written"));
@@ -79,17 +79,23 @@ fn main() {
     print!("logging: a line json-subscriber wrote: {first}");
 }
 
-/// The request span of the service's middleware, with its trace context.
+fn trace_context() -> TraceContext {
+    TraceContext {
+        trace_id: TraceId::random(),
+        span_id: SpanId::random(),
+        sampled: true,
+    }
+}
+
+/// A request span for json-subscriber, which reads the trace context from
+/// a span's registry extensions (where the service kept it until issue #16).
 fn request_span() -> tracing::Span {
     let span = tracing::info_span!("request");
-    span_data::attach(
-        &span,
-        TraceContext {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            sampled: true,
-        },
-    );
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        registry.span(id)?.extensions_mut().insert(trace_context());
+        Some(())
+    });
     span
 }
 

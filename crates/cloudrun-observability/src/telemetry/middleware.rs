@@ -4,7 +4,7 @@
 //! 1. starts the request's SERVER span ([`server_span`]), continuing the
 //!    caller's trace (`traceparent`, else `X-Cloud-Trace-Context`) or
 //!    starting one, and polls the handler inside its OpenTelemetry context;
-//! 2. runs the handler inside a `request` tracing span that carries the
+//! 2. polls the handler with the request current ([`request_scope`]): the
 //!    span's [`TraceContext`] and the request's [`HttpContext`], so every
 //!    line logged on the way (and a panic) is correlated;
 //! 3. logs the error the handler reported, once, as an Error Reporting entry;
@@ -24,9 +24,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::HeaderMap;
-use tracing::Instrument as _;
-
-use opentelemetry::trace::FutureExt as _;
 
 use crate::telemetry::http_request::{http_context, TrustedHops};
 use crate::telemetry::intern::Interner;
@@ -34,19 +31,13 @@ use crate::telemetry::logs::error_reporting::{
     self, CaughtPanic, ErrorReport, ErrorType, HttpContext,
 };
 use crate::telemetry::metrics;
+use crate::telemetry::request_scope::{self, InRequest};
 use crate::telemetry::traces::context::{extract_remote_parent, SpanId, TraceContext, TraceId};
 use crate::telemetry::traces::server_span::{self, Exception, RequestAttributes, ServerSpan};
-use crate::telemetry::traces::span_data;
 
 /// The route label of a request no route matched: one value, so that
 /// scanners probing random paths cannot blow up cardinality.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
-
-/// The target of the `request` span that carries the request's trace
-/// context and HTTP fields for its log lines. The OpenTelemetry layer skips
-/// it: the request's OpenTelemetry span is made directly
-/// ([`server_span`]), which costs a fraction of the bridge.
-pub const REQUEST_SPAN_TARGET: &str = "cloudrun_observability::request";
 
 /// The middleware; add it with `Router::layer` so that it sees the matched
 /// route template.
@@ -83,28 +74,20 @@ pub async fn track_request(
         || fallback_trace_context(request.headers()),
         ServerSpan::trace_context,
     );
-    // Log lines and a panic inside the handler find the request through
-    // this span (the registry's per-span data); it is not an OpenTelemetry
-    // span (see `REQUEST_SPAN_TARGET`).
-    let span = tracing::info_span!(target: REQUEST_SPAN_TARGET, "request");
-    span_data::attach(&span, trace);
-    span_data::attach(&span, Arc::clone(&http));
     // Handlers read it to propagate the trace to downstream calls.
     request.extensions_mut().insert(trace);
 
-    let handler = next.run(request);
-    let response = match &server_span {
-        Some(server_span) => {
-            handler
-                .with_context(server_span.context().clone())
-                .instrument(span.clone())
-                .await
-        }
-        None => handler.instrument(span.clone()).await,
-    };
+    let response = InRequest::new(
+        next.run(request),
+        trace,
+        Arc::clone(&http),
+        server_span.as_ref().map(|span| span.context().clone()),
+    )
+    .await;
     let latency = started.elapsed();
 
-    let _entered = span.enter();
+    // The request's own entries (its error, its line) carry its trace too.
+    let _request = request_scope::enter(trace, Some(Arc::clone(&http)));
     let status = response.status().as_u16();
     if let Some(server_span) = server_span {
         server_span.end(status, exception(&response, status));

@@ -12,6 +12,8 @@
 //! - [`http_request`]: the request's `httpRequest` fields, read from
 //!   untrusted input: the URL with its credentials redacted, the client's
 //!   address.
+//! - [`request_scope`]: the request a thread is working on, for the log
+//!   layer and the panic hook.
 //! - [`intern`]: route templates and span names made once per process.
 //! - [`resource`]: who this instance is (Cloud Run service, revision, region).
 //! - [`export`]: where telemetry goes, the one gRPC client setup, and the
@@ -23,6 +25,7 @@ pub(crate) mod intern;
 pub mod logs;
 pub mod metrics;
 pub(crate) mod middleware;
+pub mod request_scope;
 pub mod resource;
 pub mod traces;
 

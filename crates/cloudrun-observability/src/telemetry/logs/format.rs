@@ -12,7 +12,8 @@
 //!   `labels.*` into `logging.googleapis.com/labels`, `insert_id` as
 //!   `logging.googleapis.com/insertId`;
 //! - `logging.googleapis.com/trace`, `/spanId`, `/trace_sampled` from the
-//!   [`TraceContext`] on the current span;
+//!   [`TraceContext`] of the request the event happens in
+//!   ([`request_scope`]);
 //! - for an error entry, the Error Reporting fields (see
 //!   [`error_reporting`](crate::telemetry::logs::error_reporting)) and the
 //!   error's own `sourceLocation`; otherwise the event's callsite as
@@ -40,6 +41,7 @@ use tracing_subscriber::Layer;
 
 use crate::telemetry::logs::error_reporting::{self, ServiceContext};
 use crate::telemetry::logs::json;
+use crate::telemetry::request_scope;
 use crate::telemetry::traces::context::TraceContext;
 
 /// The most bytes of a line, newline included: Cloud Logging's 256 KiB
@@ -143,11 +145,8 @@ where
     S: Subscriber + for<'span> LookupSpan<'span>,
     O: LineOutput,
 {
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let trace = ctx.lookup_current().and_then(|span| {
-            span.scope()
-                .find_map(|span| span.extensions().get::<TraceContext>().copied())
-        });
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let trace = request_scope::current_trace();
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut scratch) => self.format_within_limit(&mut scratch, event, trace.as_ref()),
             // An event logged while formatting another (a field's `Debug`

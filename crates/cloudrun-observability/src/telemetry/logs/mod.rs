@@ -31,8 +31,7 @@ use crate::telemetry::logs::error_reporting::{
 };
 use crate::telemetry::logs::format::{CloudLoggingLayer, LineOutput};
 use crate::telemetry::logs::stdout::BatchedStdout;
-use crate::telemetry::middleware::REQUEST_SPAN_TARGET;
-use crate::telemetry::traces::span_data;
+use crate::telemetry::request_scope;
 use crate::telemetry::TelemetryError;
 
 pub use self::stdout::{flush, FlushOnDrop};
@@ -105,9 +104,9 @@ const UNTRACED_TARGETS: &[&str] = &["h2", "hyper", "tonic", "tower", "reqwest", 
 
 /// The layer that turns `tracing` spans into OpenTelemetry spans. Events are
 /// left out: the request middleware adds the span events that matter
-/// (exceptions) itself, and log lines already go to Cloud Logging. So is
-/// the middleware's `request` span: the request's OpenTelemetry span is
-/// made directly, at a fraction of the bridge's cost.
+/// (exceptions) itself, and log lines already go to Cloud Logging. The
+/// request's own OpenTelemetry span is made directly, at a fraction of the
+/// bridge's cost (`traces::server_span`).
 fn otel_layer<S>(tracer: SdkTracer) -> impl Layer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
@@ -121,7 +120,6 @@ where
         .with_level(false)
         .with_filter(filter_fn(|metadata| {
             metadata.is_span()
-                && metadata.target() != REQUEST_SPAN_TARGET
                 && !UNTRACED_TARGETS
                     .iter()
                     .any(|target| metadata.target().starts_with(target))
@@ -135,7 +133,7 @@ where
 pub fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let report = panic_report(info);
-        let http = span_data::current::<Arc<HttpContext>>().map(|http| HttpContext {
+        let http = request_scope::current_http().map(|http| HttpContext {
             response_status_code: Some(500),
             ..HttpContext::clone(&http)
         });

@@ -13,7 +13,6 @@ pub mod context;
 pub(crate) mod otlp;
 pub(crate) mod sampler;
 pub mod server_span;
-pub mod span_data;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
