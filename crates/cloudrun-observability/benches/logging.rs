@@ -230,8 +230,8 @@ fn report(what: &str, elapsed: Duration, queue: Option<&BatchedStdout>) {
         Some(queue) => {
             let stats = queue.stats();
             println!(
-                " (logging thread only; writer thread: {} batches, at most {} lines queued, {} waits for room)",
-                stats.batches_written, stats.max_queued_lines, stats.full_waits
+                " (logging thread only; writer thread: {} batches, woken {} times by a logger, at most {} lines queued, {} waits for room)",
+                stats.batches_written, stats.logger_wakeups, stats.max_queued_lines, stats.full_waits
             );
         }
         None => println!(),

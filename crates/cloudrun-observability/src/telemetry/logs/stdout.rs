@@ -11,9 +11,11 @@
 //! Guarantees:
 //! - Nothing is dropped. When the queue is full ([`QUEUE_BYTES`]) the
 //!   thread logging waits for the writer: backpressure, never loss.
-//! - The writer waits [`LINGER`] after the first line of a batch, so that a
-//!   busy service writes a batch per few milliseconds rather than a line at a
-//!   time; [`flush`] cuts that short and returns once every line queued
+//! - While lines keep coming, the writer writes a batch every [`LINGER`],
+//!   woken by its own timer: a busy service writes a batch per few
+//!   milliseconds rather than a line at a time, and its requests never wake
+//!   the writer (only the first line after a quiet [`LINGER`] does).
+//!   [`flush`] cuts the wait short and returns once every line queued
 //!   before it is written. The service flushes after SIGTERM (before it
 //!   exits), in the panic hook, and when [`FlushOnDrop`] is dropped; only
 //!   SIGKILL or an abort can lose the lines still queued, at most
@@ -86,6 +88,9 @@ pub struct QueueStats {
     pub max_queued_bytes: usize,
     /// How often a logger waited for room (backpressure).
     pub full_waits: u64,
+    /// How often a logger woke the idle writer: once per quiet spell, not
+    /// once per batch.
+    pub logger_wakeups: u64,
 }
 
 impl BatchedStdout {
@@ -206,6 +211,7 @@ impl Shared {
         stats.max_queued_bytes = stats.max_queued_bytes.max(queue.len());
         if state.writer_idle {
             state.writer_idle = false;
+            state.stats.logger_wakeups += 1;
             self.lines_queued.notify_one();
         } else if state.queue.len() >= QUEUE_BYTES / 2 && !state.flush_requested {
             // Half full while the writer lingers: no need to wait longer.
@@ -237,12 +243,14 @@ impl Shared {
         true
     }
 
-    /// The writer thread: takes the whole queue, writes it, tees its lines,
-    /// wakes whoever waits; forever (the process's exit ends it).
+    /// The writer thread, forever (the process's exit ends it): asleep
+    /// until a line comes, then a batch every [`LINGER`] for as long as
+    /// lines keep coming. A busy service thus wakes it once per batch, on
+    /// its timer, and never from a request.
     fn run(&self, sink: &mut dyn std::io::Write, tee: Option<&dyn LineSink>) {
         let mut batch = Vec::with_capacity(64 * 1024);
+        let mut state = self.lock();
         loop {
-            let mut state = self.lock();
             while state.queue.is_empty() {
                 state.writer_idle = true;
                 state = self
@@ -251,39 +259,49 @@ impl Shared {
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
             }
             state.writer_idle = false;
-            if !state.flush_requested {
-                // Let more lines gather; a flush or a full queue wakes it
-                // early.
-                state = self
-                    .lines_queued
-                    .wait_timeout(state, LINGER)
-                    .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
-            }
-            state.flush_requested = false;
-            std::mem::swap(&mut batch, &mut state.queue);
-            let lines = std::mem::take(&mut state.queued);
-            let upto = state.queued_total;
-            drop(state);
-
-            // A failed write (stdout closed) loses the batch; logging must
-            // not take the service down with it.
-            let _ = sink.write_all(&batch).and_then(|()| sink.flush());
-            if let Some(tee) = tee {
-                for line in batch.split_inclusive(|&byte| byte == b'\n') {
-                    tee.offer_line(line);
+            loop {
+                if !state.flush_requested {
+                    // Let lines gather; a flush or a half-full queue cuts
+                    // this short.
+                    state = self
+                        .lines_queued
+                        .wait_timeout(state, LINGER)
+                        .map_or_else(|poisoned| poisoned.into_inner().0, |(state, _)| state);
                 }
-            }
-            batch.clear();
-
-            let mut state = self.lock();
-            state.written = upto;
-            state.stats.lines_written += lines as u64;
-            state.stats.batches_written += 1;
-            if state.waiting > 0 {
-                self.batch_written.notify_all();
+                state.flush_requested = false;
+                if state.queue.is_empty() {
+                    // A whole linger without a line: sleep until the next.
+                    break;
+                }
+                std::mem::swap(&mut batch, &mut state.queue);
+                let lines = std::mem::take(&mut state.queued);
+                let upto = state.queued_total;
+                drop(state);
+                write_batch(&mut batch, sink, tee);
+                state = self.lock();
+                state.written = upto;
+                state.stats.lines_written += lines as u64;
+                state.stats.batches_written += 1;
+                if state.waiting > 0 {
+                    self.batch_written.notify_all();
+                }
             }
         }
     }
+}
+
+/// Writes `batch` to `sink` and offers each of its lines to `tee`, then
+/// empties it.
+fn write_batch(batch: &mut Vec<u8>, sink: &mut dyn std::io::Write, tee: Option<&dyn LineSink>) {
+    // A failed write (stdout closed) loses the batch; logging must not take
+    // the service down with it.
+    let _ = sink.write_all(batch).and_then(|()| sink.flush());
+    if let Some(tee) = tee {
+        for line in batch.split_inclusive(|&byte| byte == b'\n') {
+            tee.offer_line(line);
+        }
+    }
+    batch.clear();
 }
 
 #[cfg(test)]
@@ -339,6 +357,26 @@ mod tests {
         let stats = queue.stats();
         assert_eq!(stats.lines_written, 8_000);
         assert!(stats.max_queued_bytes <= QUEUE_BYTES, "{stats:?}");
+    }
+
+    #[test]
+    fn a_steady_stream_of_lines_wakes_the_writer_once_not_per_batch() {
+        let queue = BatchedStdout::start(Kept::default(), None);
+        // A line every tenth of a linger: the writer never sees a quiet
+        // linger, so after the first line only its own timer wakes it.
+        for n in 0..400 {
+            queue.write_line(format!("{{\"n\":{n}}}\n").as_bytes());
+            std::thread::sleep(LINGER / 10);
+        }
+        assert!(queue.flush(Duration::from_secs(5)));
+        let stats = queue.stats();
+        assert_eq!(stats.lines_written, 400);
+        // Some slack for a stalled machine; a wake per batch would be
+        // about as many as the batches.
+        assert!(
+            stats.batches_written >= 10 && stats.logger_wakeups * 4 <= stats.batches_written,
+            "{stats:?}"
+        );
     }
 
     /// A sink that takes its time, as a slow reader of the pipe does.
