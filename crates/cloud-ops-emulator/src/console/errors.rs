@@ -96,13 +96,6 @@ impl ErrorGroups {
     }
 }
 
-/// Groups the error events among `entries`, the most recently seen group first.
-pub fn group(entries: &[LogEntry]) -> Vec<ErrorGroup> {
-    let mut groups = ErrorGroups::default();
-    entries.iter().for_each(|entry| groups.add(entry));
-    groups.newest_first()
-}
-
 /// The error groups of the stored entries that could be visited before
 /// `deadline`, newest first, and whether it passed first.
 pub(crate) fn stored_groups(store: &EmulatorStore, deadline: Deadline) -> (ErrorGroups, bool) {
@@ -177,7 +170,11 @@ mod tests {
             error_line("handler_error", 7, 4),
             parse_line(r#"{"severity":"ERROR","message":"plain"}"#, 5).0,
         ];
-        let groups = group(&entries);
+        let mut groups = ErrorGroups::default();
+        for entry in &entries {
+            groups.add(entry);
+        }
+        let groups = groups.newest_first();
         assert_eq!(groups.len(), 3);
         let panic7 = groups
             .iter()

@@ -216,11 +216,6 @@ pub struct TraceList {
     pub cut_short: bool,
 }
 
-/// Every trace the store holds, newest first.
-pub fn all_traces(store: &EmulatorStore) -> Vec<TraceView> {
-    traces_within(store, Deadline::NONE).traces
-}
-
 /// The traces of the spans read before `deadline`, newest first.
 pub(crate) fn traces_within(store: &EmulatorStore, deadline: Deadline) -> TraceList {
     let mut groups: HashMap<(String, String), Vec<StoredSpan>> = HashMap::new();

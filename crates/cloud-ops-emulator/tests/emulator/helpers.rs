@@ -200,11 +200,14 @@ pub mod metrics {
     }
 }
 
-/// A slow read with writes going on beside it: the "no long lock" tests of
-/// issue #18, for each store.
+/// A slow read with writes going on beside it, or with a deadline far
+/// shorter than its work: the "no long lock" and "stops at its deadline"
+/// tests of issue #18, for each store.
 pub mod contention {
     use std::future::Future;
     use std::time::{Duration, Instant};
+
+    use tonic::{Code, Request, Status};
 
     /// How the writes fared beside the read.
     #[derive(Debug)]
@@ -266,6 +269,45 @@ pub mod contention {
                 self.read_took,
                 self.writes
             );
+        }
+    }
+
+    /// Sends `request` through `call` with a 300 ms deadline, far shorter
+    /// than the read's seconds of work, and asserts that the client hears
+    /// of it within a second and that the emulator stops the work within two
+    /// more: `reads_timed_out` reads the emulator's count of reads it stopped.
+    pub async fn assert_stops_at_deadline<Q, A>(
+        request: Q,
+        call: impl AsyncFnOnce(Request<Q>) -> Result<A, Status>,
+        mut reads_timed_out: impl AsyncFnMut() -> u64,
+    ) {
+        let mut request = Request::new(request);
+        request.set_timeout(Duration::from_millis(300));
+        let started = Instant::now();
+        let Err(status) = call(request).await else {
+            panic!("the read finished before its deadline");
+        };
+        eprintln!("the client heard {status:?}");
+        // The client gives up on its own (tonic says CANCELLED), or hears the
+        // server's DEADLINE_EXCEEDED first.
+        assert!(
+            matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+            "{status:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // The emulator notices too, and stops the work soon after.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while reads_timed_out().await == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the read went on past its client's deadline"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

@@ -9,7 +9,9 @@ use gcloud_sdk::google::monitoring::v3::typed_value;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient as OtlpLogsClient;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient as OtlpMetricsClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient as OtlpTraceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -516,6 +518,31 @@ fn counter(name: &str, points: Vec<NumberDataPoint>) -> Metric {
     }
 }
 
+/// The emulator's answer to `request` sent over OTLP/gRPC, which must not
+/// be an error.
+async fn export_metrics(
+    emulator: &TestEmulator,
+    request: ExportMetricsServiceRequest,
+) -> ExportMetricsServiceResponse {
+    OtlpMetricsClient::new(emulator.channel.clone())
+        .export(request)
+        .await
+        .expect("Export succeeds")
+        .into_inner()
+}
+
+/// What the emulator rejected of `request`, which it must answer with a
+/// partial success rather than an error.
+async fn partly_rejected(
+    emulator: &TestEmulator,
+    request: ExportMetricsServiceRequest,
+) -> ExportMetricsPartialSuccess {
+    export_metrics(emulator, request)
+        .await
+        .partial_success
+        .expect("partial_success is set")
+}
+
 #[tokio::test]
 async fn otlp_metrics_become_prometheus_series_read_back_with_list_time_series() {
     let emulator = TestEmulator::start().await;
@@ -562,11 +589,7 @@ async fn otlp_metrics_become_prometheus_series_read_back_with_list_time_series()
             gauge,
         ],
     );
-    let response = OtlpMetricsClient::new(emulator.channel.clone())
-        .export(request)
-        .await
-        .expect("Export succeeds")
-        .into_inner();
+    let response = export_metrics(&emulator, request).await;
     assert_eq!(response.partial_success, None);
 
     let now_s = now_seconds();
@@ -670,11 +693,7 @@ async fn otlp_metrics_become_prometheus_series_read_back_with_list_time_series()
             )],
         )],
     );
-    let response = OtlpMetricsClient::new(emulator.channel.clone())
-        .export(request)
-        .await
-        .expect("Export succeeds")
-        .into_inner();
+    let response = export_metrics(&emulator, request).await;
     assert_eq!(response.partial_success, None);
     emulator.emulator.shutdown().await;
 }
@@ -712,13 +731,7 @@ async fn otlp_metric_points_breaking_googles_rules_are_rejected_in_partial_succe
             non_monotonic_delta,
         ],
     );
-    let partial = OtlpMetricsClient::new(emulator.channel.clone())
-        .export(request)
-        .await
-        .expect("Export succeeds")
-        .into_inner()
-        .partial_success
-        .expect("partial_success is set");
+    let partial = partly_rejected(&emulator, request).await;
     assert_eq!(partial.rejected_data_points, 4, "{}", partial.error_message);
     assert!(
         partial.error_message.contains("bad name"),
@@ -734,16 +747,11 @@ async fn otlp_metric_points_breaking_googles_rules_are_rejected_in_partial_succe
         ],
         ..Resource::default()
     };
-    let partial = OtlpMetricsClient::new(emulator.channel.clone())
-        .export(metrics_request(
-            no_instance,
-            vec![counter("lonely", vec![ok()])],
-        ))
-        .await
-        .expect("Export succeeds")
-        .into_inner()
-        .partial_success
-        .expect("partial_success is set");
+    let partial = partly_rejected(
+        &emulator,
+        metrics_request(no_instance, vec![counter("lonely", vec![ok()])]),
+    )
+    .await;
     assert_eq!(partial.rejected_data_points, 1);
     assert!(
         partial.error_message.contains("location"),
@@ -755,16 +763,11 @@ async fn otlp_metric_points_breaking_googles_rules_are_rejected_in_partial_succe
     // v3 write's resource label is: 1024 characters.
     let mut long_instance = resource(Some(PROJECT));
     long_instance.attributes[1] = string("service.instance.id", &"i".repeat(1025));
-    let partial = OtlpMetricsClient::new(emulator.channel.clone())
-        .export(metrics_request(
-            long_instance,
-            vec![counter("long", vec![ok()])],
-        ))
-        .await
-        .expect("Export succeeds")
-        .into_inner()
-        .partial_success
-        .expect("partial_success is set");
+    let partial = partly_rejected(
+        &emulator,
+        metrics_request(long_instance, vec![counter("long", vec![ok()])]),
+    )
+    .await;
     assert_eq!(partial.rejected_data_points, 1);
     assert!(
         partial
@@ -989,14 +992,11 @@ async fn otlp_exponential_histograms_summaries_and_delta_sums_get_their_types() 
         })),
         ..Metric::default()
     };
-    let response = OtlpMetricsClient::new(emulator.channel.clone())
-        .export(metrics_request(
-            resource(Some(PROJECT)),
-            vec![exponential, summary, delta],
-        ))
-        .await
-        .expect("Export succeeds")
-        .into_inner();
+    let response = export_metrics(
+        &emulator,
+        metrics_request(resource(Some(PROJECT)), vec![exponential, summary, delta]),
+    )
+    .await;
     assert_eq!(response.partial_success, None);
     let now_s = now_seconds();
     let read = |metric_type: &'static str| {

@@ -114,39 +114,38 @@ fn crowd_errors(emu: &TestEmulator, kinds: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_errors_page_groups_within_its_budget_and_says_when_it_stopped() {
-    // A budget that has passed before the first turn of the store's lock:
-    // the page must stop there and say so. Before, it grouped every entry
-    // whatever the time, on the emulator's async workers.
+/// `path` over 50 error entries: cut short, and saying so, under a budget
+/// that has passed before the first turn of the store's lock; whole, with
+/// `whole` in it and no note, under the default budget.
+async fn assert_groups_within_budget(path: &str, whole: &str) {
     let emu = TestEmulator::start_with(with_budget(Duration::from_nanos(1))).await;
     crowd_errors(&emu, 50);
-    let (page, _) = timed_get(&emu, "/errors").await;
+    let (page, _) = timed_get(&emu, path).await;
     assert!(
         page.contains(CUT_SHORT),
         "the page does not say it was cut short"
     );
     let emu = TestEmulator::start().await;
     crowd_errors(&emu, 50);
-    let (page, _) = timed_get(&emu, "/errors").await;
-    assert!(page.contains("50 error groups") && !page.contains(CUT_SHORT));
+    let (page, _) = timed_get(&emu, path).await;
+    assert!(
+        page.contains(whole) && !page.contains(CUT_SHORT),
+        "{path} is not shown whole with {whole:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_errors_page_groups_within_its_budget_and_says_when_it_stopped() {
+    // Before, the page grouped every entry whatever the time, on the
+    // emulator's async workers.
+    assert_groups_within_budget("/errors", "50 error groups").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_counts_within_its_budget_and_says_when_it_stopped() {
-    // As for /errors: before, the overview copied every entry and span and
-    // grouped them whatever the time.
-    let emu = TestEmulator::start_with(with_budget(Duration::from_nanos(1))).await;
-    crowd_errors(&emu, 50);
-    let (page, _) = timed_get(&emu, "/").await;
-    assert!(
-        page.contains(CUT_SHORT),
-        "the page does not say it was cut short"
-    );
-    let emu = TestEmulator::start().await;
-    crowd_errors(&emu, 50);
-    let (page, _) = timed_get(&emu, "/").await;
-    assert!(page.contains("50 errors") && !page.contains(CUT_SHORT));
+    // Before, the overview copied every entry and span and grouped them
+    // whatever the time.
+    assert_groups_within_budget("/", "50 errors").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! steady `CreateTimeSeries` stream: the read must not hold the writes up,
 //! and must stop when its client's deadline passes (issue #18, part 3).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cloud_ops_emulator::time::timestamp::now_nanos;
 use cloud_ops_emulator::EmulatorConfig;
@@ -10,12 +10,11 @@ use gcloud_sdk::google::api::MetricDescriptor;
 use gcloud_sdk::google::monitoring::v3::{
     ListMetricDescriptorsRequest, ListTimeSeriesRequest, TimeInterval,
 };
-use tonic::Code;
 
 use crate::helpers::metrics::{double, gauge, labels, request, series};
 use futures::future::BoxFuture;
 
-use crate::helpers::contention::read_beside_writes;
+use crate::helpers::contention::{assert_stops_at_deadline, read_beside_writes};
 use crate::helpers::{now_seconds, ts, ts_at, TestEmulator, PROJECT};
 
 const SERIES: usize = 40_000;
@@ -121,31 +120,12 @@ async fn a_read_stops_when_its_deadline_passes() {
     crowd(&emu);
     let store = emu.emulator.store().metrics.clone();
 
-    let mut read = tonic::Request::new(slow_read());
-    read.set_timeout(Duration::from_millis(300));
-    let started = Instant::now();
-    let status = emu.metrics().list_time_series(read).await.unwrap_err();
-    // The client gives up on its own (tonic says CANCELLED), or hears the
-    // server's DEADLINE_EXCEEDED first.
-    assert!(
-        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{status:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
-
-    // The emulator notices too, and stops the work soon after.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while store.stats().reads_timed_out == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the read went on past its client's deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_stops_at_deadline(
+        slow_read(),
+        async |read| emu.metrics().list_time_series(read).await,
+        async || store.stats().reads_timed_out,
+    )
+    .await;
 }
 
 /// Descriptors of the descriptor reads: each is cheaper to filter than a
@@ -209,31 +189,12 @@ async fn a_descriptor_read_stops_when_its_deadline_passes() {
     crowd_descriptors(&emu);
     let store = emu.emulator.store().metrics.clone();
 
-    let mut read = tonic::Request::new(slow_descriptor_read());
-    read.set_timeout(Duration::from_millis(300));
-    let started = Instant::now();
-    let status = emu
-        .metrics()
-        .list_metric_descriptors(read)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
-        "{status:?}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "{:?}",
-        started.elapsed()
-    );
     // Before the fix the filter ran to its end on an async worker and
     // never looked at the deadline.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while store.stats().reads_timed_out == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the read went on past its client's deadline"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_stops_at_deadline(
+        slow_descriptor_read(),
+        async |read| emu.metrics().list_metric_descriptors(read).await,
+        async || store.stats().reads_timed_out,
+    )
+    .await;
 }
