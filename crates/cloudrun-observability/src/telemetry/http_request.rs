@@ -20,7 +20,7 @@ use crate::telemetry::logs::error_reporting::HttpContext;
 pub(crate) fn http_context(request: &Request, hops: TrustedHops) -> HttpContext {
     let headers = request.headers();
     HttpContext {
-        method: request.method().to_string(),
+        method: request.method().as_str().to_owned(),
         url: redacted_url(request.uri()),
         user_agent: headers
             .get(USER_AGENT)
@@ -78,7 +78,12 @@ const REDACTED: &str = "REDACTED";
 /// credential when [`is_credential_name`] says so of its name.
 pub(crate) fn redacted_url(uri: &axum::http::Uri) -> String {
     let Some(query) = uri.query() else {
-        return uri.to_string();
+        // An HTTP/1.1 request's URL is its path alone: copied, not run
+        // through `Display`.
+        return match (uri.scheme(), uri.authority()) {
+            (None, None) => uri.path().to_owned(),
+            _ => uri.to_string(),
+        };
     };
     let path = uri.path();
     let mut url = String::with_capacity(path.len() + 1 + query.len());
@@ -361,6 +366,20 @@ mod tests {
             let logged = redacted_url(&text.parse().unwrap());
             prop_assert!(!logged.contains(secret), "{} -> {}", text, logged);
             prop_assert!(logged.contains(&format!("{prefix}{word}{suffix}=REDACTED")), "{}", logged);
+        }
+
+        #[test]
+        fn a_url_without_a_query_is_written_as_its_display(
+            path in "(/[a-zA-Z0-9%._~-]{0,8}){1,4}",
+            form in 0..3usize,
+        ) {
+            let text = match form {
+                0 => path,
+                1 => format!("http://example.com:8080{path}"),
+                _ => "example.com:443".to_owned(),
+            };
+            let uri: axum::http::Uri = text.parse().unwrap();
+            prop_assert_eq!(redacted_url(&uri), uri.to_string());
         }
 
         #[test]

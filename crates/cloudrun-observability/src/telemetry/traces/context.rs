@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use opentelemetry::trace::SpanContext;
 use rand::Rng;
 
@@ -92,11 +92,16 @@ pub struct RemoteParent {
 /// standard, else `X-Cloud-Trace-Context`. Returns `None` when neither is
 /// present or parses.
 pub fn extract_remote_parent(headers: &HeaderMap) -> Option<RemoteParent> {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    header("traceparent")
+    let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    header(&TRACEPARENT)
         .and_then(parse_traceparent)
-        .or_else(|| header("x-cloud-trace-context").and_then(parse_cloud_trace_context))
+        .or_else(|| header(&X_CLOUD_TRACE_CONTEXT).and_then(parse_cloud_trace_context))
 }
+
+/// Made once: a name looked up as a `&str` is parsed and checked again on
+/// every request.
+pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static X_CLOUD_TRACE_CONTEXT: HeaderName = HeaderName::from_static("x-cloud-trace-context");
 
 /// Parses `version-traceid-parentid-flags` (W3C Trace Context, level 1).
 ///

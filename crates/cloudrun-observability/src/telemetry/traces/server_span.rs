@@ -26,7 +26,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 use crate::telemetry::http_request::known_method;
 use crate::telemetry::intern::Interner;
-use crate::telemetry::traces::context::{extract_remote_parent, TraceContext};
+use crate::telemetry::traces::context::{extract_remote_parent, TraceContext, TRACEPARENT};
 use crate::telemetry::traces::remote_context;
 
 /// The tracer of the process's SERVER spans, once telemetry is on.
@@ -71,7 +71,7 @@ pub fn start(headers: &HeaderMap, request: &RequestAttributes<'_>) -> Option<Ser
             let trace_state = headers
                 .get("tracestate")
                 .and_then(|value| value.to_str().ok())
-                .filter(|_| headers.contains_key("traceparent"));
+                .filter(|_| headers.contains_key(&TRACEPARENT));
             remote_context(&parent, trace_state)
         }
         None => Context::new(),
