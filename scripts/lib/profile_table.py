@@ -12,6 +12,19 @@ import re
 import sys
 
 WORKER = "tokio-rt-worker"
+KERNEL_ADDRESSES = 0xFFFF800000000000
+OUTSIDE = "worker, outside the parts above"
+
+# What the worker does outside the parts, by where the sample landed: the
+# same code runs with telemetry off, so a difference here is telemetry's
+# indirect cost (wake-ups, colder caches).
+OUTSIDE_KINDS = [
+    ("kernel: scheduling and wake-ups", r"schedule|finish_task_switch|try_to_wake_up|futex|_raw_spin_unlock_irqrestore"),
+    ("kernel: epoll", r"ep_poll|epoll"),
+    ("kernel: TCP and loopback", r"tcp_|__dev_queue_xmit|net_rx_action|sock_|__sys_sendto|do_writev|sock_write_iter"),
+    ("kernel: the rest", r"."),
+]
+ALLOCATOR = re.compile(r"^(malloc|_int_malloc|cfree|_int_free|malloc_consolidate|unlink_chunk|__rdl_|__rust_alloc|__rust_dealloc|realloc|_int_realloc|__libc_)")
 
 # (label, frame pattern, parent label or None). A sample counts for the first
 # top-level part it matches, so the top level adds up to the total.
@@ -23,8 +36,8 @@ PARTS = [
     ("SERVER span end (status, to the export queue)", r"server_span::ServerSpan::end$", "mw"),
     ("request metrics (histogram, deviation)", r"middleware::record_metrics$", "mw"),
     ("httpRequest fields (URL, client address)", r"http_request::http_context$", "mw"),
-    ("span export on the runtime (OTLP encoding, gRPC)", r"ExportAccounting::run|opentelemetry_otlp::exporter::tonic::trace|CloudTraceExporter", None),
-    ("the exports' gRPC connection (HTTP/2 framing, socket I/O)", r"^h2::|hyper::proto::h2::client|tonic::transport::channel", None),
+    ("span export: the call (spans converted to OTLP messages)", r"ExportAccounting::run|opentelemetry_otlp::exporter::tonic::trace|CloudTraceExporter", None),
+    ("span export: its gRPC connection (protobuf encoding, HTTP/2, socket)", r"^h2::|hyper::proto::h2::client|tonic::transport::channel", None),
     ("metric export on the runtime", r"opentelemetry_otlp::exporter::tonic::metrics|metrics::cloud_monitoring::", None),
 ]
 
@@ -34,22 +47,36 @@ def load(path):
     with open(path, errors="replace") as dump:
         for line in dump:
             if line[:1] not in ("\t", " ") and line.strip():
-                current = (line.split()[0], [])
+                current = (line.split()[0], [], [])
                 samples.append(current)
             elif line.strip() and current is not None:
                 parts = line.strip().split(" ", 1)
+                if not current[1]:
+                    current[2].append(int(parts[0], 16) >= KERNEL_ADDRESSES)
                 current[1].append(parts[1] if len(parts) > 1 else "?")
     return samples
+
+
+def outside_kind(frames, in_kernel):
+    if in_kernel and in_kernel[0]:
+        for label, pattern in OUTSIDE_KINDS:
+            if any(re.search(pattern, frame) for frame in frames[:12]):
+                return label
+    if ALLOCATOR.search(frames[0]):
+        return "user: the allocator"
+    return "user: hyper, tokio, std"
 
 
 def split(samples):
     """Per part, its sample count; plus per thread group."""
     counts = {label: 0 for label, _, _ in PARTS}
-    counts.update({"total": len(samples), "worker, outside the parts above (hyper, tokio, the kernel's network and scheduling)": 0,
+    counts.update({label: 0 for label, _ in OUTSIDE_KINDS})
+    counts.update({"user: the allocator": 0, "user: hyper, tokio, std": 0})
+    counts.update({"total": len(samples), OUTSIDE: 0,
                    "log writer thread": 0, "span batch thread": 0, "metric reader thread": 0,
                    "other threads": 0})
     patterns = [(label, re.compile(pattern), parent) for label, pattern, parent in PARTS]
-    for comm, frames in samples:
+    for comm, frames, in_kernel in samples:
         if comm != WORKER:
             if comm.startswith("log-writer"):
                 counts["log writer thread"] += 1
@@ -68,7 +95,8 @@ def split(samples):
             elif parent == "mw" and top == PARTS[1][0] and any(pattern.search(f) for f in frames):
                 counts[label] += 1
         if top is None:
-            counts["worker, outside the parts above (hyper, tokio, the kernel's network and scheduling)"] += 1
+            counts[OUTSIDE] += 1
+            counts[outside_kind(frames, in_kernel)] += 1
     return counts
 
 
@@ -97,8 +125,8 @@ def main():
             rows.append(label)
             if label == mw:
                 rows += ["  " + label for label in nested] + ["  the rest (request scope, route, Arcs, drops)"]
-    rows += ["worker, outside the parts above (hyper, tokio, the kernel's network and scheduling)",
-             "log writer thread", "span batch thread", "metric reader thread", "other threads"]
+    rows += [OUTSIDE] + ["  " + label for label, _ in OUTSIDE_KINDS] + ["  user: the allocator", "  user: hyper, tokio, std"]
+    rows += ["log writer thread", "span batch thread", "metric reader thread", "other threads"]
     print(f"{'CPU per request, us':<88} {'off':>7} {'on':>7} {'on-off':>7}")
     for row in rows:
         label = row.strip()
