@@ -304,6 +304,10 @@ struct DeviationSeries {
     by_attributes: HashMap<u64, Vec<(String, Vec<KeyValue>, usize)>>,
 }
 
+/// One series of [`Deviations`], to record into without finding it again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviationSeriesId(usize);
+
 impl Deviations {
     pub fn new(capacity: usize) -> Self {
         Self {
@@ -314,6 +318,19 @@ impl Deviations {
 
     /// Records `value` for the series of instrument `name` with `attributes`.
     pub fn record(&self, name: &str, attributes: &[KeyValue], value: f64) {
+        if let Some(series) = self.series_of(name, attributes) {
+            self.record_in(series, value);
+        }
+    }
+
+    /// Records `value` in a series [`Deviations::series_of`] found.
+    pub fn record_in(&self, series: DeviationSeriesId, value: f64) {
+        self.lock().running[series.0].add(value);
+    }
+
+    /// The series of instrument `name` with `attributes`, made if new;
+    /// `None` past the capacity.
+    pub fn series_of(&self, name: &str, attributes: &[KeyValue]) -> Option<DeviationSeriesId> {
         let hash = attributes_hash(name, attributes);
         let mut series = self.lock();
         let known = series.by_attributes.get(&hash).and_then(|entries| {
@@ -329,7 +346,7 @@ impl Deviations {
                 let index = match series.by_id.get(&id) {
                     // The same series, its attributes in another order.
                     Some(index) => *index,
-                    None if series.running.len() >= self.capacity => return,
+                    None if series.running.len() >= self.capacity => return None,
                     None => {
                         let index = series.running.len();
                         series.running.push(RunningDeviation::default());
@@ -352,7 +369,7 @@ impl Deviations {
                 index
             }
         };
-        series.running[index].add(value);
+        Some(DeviationSeriesId(index))
     }
 
     /// The exact value, when exactly `count` values were recorded (a value

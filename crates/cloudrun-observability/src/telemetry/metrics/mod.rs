@@ -22,9 +22,12 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use gcloud_sdk::google::api::metric_descriptor::{MetricKind, ValueType};
-use opentelemetry::metrics::{Counter, Histogram, MeterProvider as _, ObservableGauge};
+use opentelemetry::metrics::{
+    BoundHistogram, Counter, Histogram, MeterProvider as _, ObservableGauge,
+};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use rustc_hash::FxHashMap;
 
 use crate::telemetry::export::health::ExportHealth;
 use crate::telemetry::export::otlp::OtlpTarget;
@@ -34,7 +37,9 @@ use crate::telemetry::logs::error_reporting::ErrorType;
 use crate::telemetry::metrics::cloud_monitoring::{
     sampling_period_for, CloudMonitoringExporter, ExporterSettings, MetricsExporterHandle,
 };
-use crate::telemetry::metrics::cloud_monitoring_mapping::{generic_task, Deviations, MetricSpec};
+use crate::telemetry::metrics::cloud_monitoring_mapping::{
+    generic_task, DeviationSeriesId, Deviations, MetricSpec,
+};
 use crate::telemetry::metrics::otlp::OtlpMetricExporter;
 use crate::telemetry::resource::InstanceIdentity;
 
@@ -152,6 +157,80 @@ struct Instruments {
     errors: Counter<u64>,
     orders: Counter<u64>,
     deviations: Arc<Deviations>,
+    /// Each request series bound once: a request then records without the
+    /// SDK hashing and comparing its attributes, and the deviation without
+    /// finding its series again (issue #16).
+    request_series: RwLock<FxHashMap<RequestSeriesKey, Arc<RequestSeries>>>,
+}
+
+/// Method label, route template, status: a request series.
+type RequestSeriesKey = (&'static str, &'static str, u16);
+
+#[derive(Debug)]
+struct RequestSeries {
+    duration: BoundHistogram<f64>,
+    deviation: Option<DeviationSeriesId>,
+}
+
+impl Instruments {
+    /// The bound series for `key`, made on its first request; `None` once
+    /// [`MAX_DEVIATION_SERIES`] are bound (a request then records unbound).
+    fn request_series(&self, key: RequestSeriesKey) -> Option<Arc<RequestSeries>> {
+        let known = self
+            .request_series
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&key)
+            .cloned();
+        if known.is_some() {
+            return known;
+        }
+        let mut series = self
+            .request_series
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if series.len() >= MAX_DEVIATION_SERIES {
+            return None;
+        }
+        let attributes = request_attributes(key);
+        let bound = series.entry(key).or_insert_with(|| {
+            Arc::new(RequestSeries {
+                duration: self.request_duration.bind(&attributes),
+                deviation: self
+                    .deviations
+                    .series_of(REQUEST_DURATION.name, &attributes),
+            })
+        });
+        Some(Arc::clone(bound))
+    }
+}
+
+impl Instruments {
+    fn record_request(&self, key: RequestSeriesKey, duration: Duration) {
+        let seconds = duration.as_secs_f64();
+        match self.request_series(key) {
+            Some(series) => {
+                series.duration.record(seconds);
+                if let Some(deviation) = series.deviation {
+                    self.deviations.record_in(deviation, seconds);
+                }
+            }
+            None => {
+                let attributes = request_attributes(key);
+                self.request_duration.record(seconds, &attributes);
+                self.deviations
+                    .record(REQUEST_DURATION.name, &attributes, seconds);
+            }
+        }
+    }
+}
+
+fn request_attributes((method, route, status): RequestSeriesKey) -> [KeyValue; 3] {
+    [
+        KeyValue::new("http.request.method", method),
+        KeyValue::new("http.route", route),
+        KeyValue::new("http.response.status_code", i64::from(status)),
+    ]
 }
 
 /// The instruments of the installed pipeline; `None` before [`install`],
@@ -179,16 +258,7 @@ pub fn record_request(method: &str, route: &'static str, status: u16, duration: 
     let Some(instruments) = current() else {
         return;
     };
-    let attributes = [
-        KeyValue::new("http.request.method", normalise_method(method)),
-        KeyValue::new("http.route", route),
-        KeyValue::new("http.response.status_code", i64::from(status)),
-    ];
-    let seconds = duration.as_secs_f64();
-    instruments.request_duration.record(seconds, &attributes);
-    instruments
-        .deviations
-        .record(REQUEST_DURATION.name, &attributes, seconds);
+    instruments.record_request((normalise_method(method), route, status), duration);
 }
 
 /// Records one error, where it is reported.
@@ -304,6 +374,7 @@ pub fn install(
             .with_unit(ORDERS.unit)
             .build(),
         deviations,
+        request_series: RwLock::default(),
     })));
     Ok(MetricsPipeline {
         provider,
@@ -406,5 +477,54 @@ mod tests {
         assert_eq!(duration.unit, "s");
         assert_eq!(duration.metric_kind, MetricKind::Cumulative as i32);
         assert_eq!(duration.value_type, ValueType::Distribution as i32);
+    }
+
+    fn instruments(deviation_capacity: usize) -> Instruments {
+        let meter = SdkMeterProvider::builder().build().meter("test");
+        Instruments {
+            request_duration: meter.f64_histogram(REQUEST_DURATION.name).build(),
+            errors: meter.u64_counter(ERRORS.name).build(),
+            orders: meter.u64_counter(ORDERS.name).build(),
+            deviations: Arc::new(Deviations::new(deviation_capacity)),
+            request_series: RwLock::default(),
+        }
+    }
+
+    #[test]
+    fn a_request_series_is_bound_once_and_its_deviation_stays_exact() {
+        let instruments = instruments(MAX_DEVIATION_SERIES);
+        let key = ("GET", "/api/books/{id}", 200);
+        for millis in [1, 2, 3, 6] {
+            instruments.record_request(key, Duration::from_millis(millis));
+        }
+        let first = instruments.request_series(key).unwrap();
+        let again = instruments.request_series(key).unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the series is bound once");
+        // Mean 3 ms: (-2)² + (-1)² + 0² + 3² = 14 ms².
+        let labels = cloud_monitoring_mapping::labels_of(&request_attributes(key));
+        let deviation = instruments
+            .deviations
+            .lookup(REQUEST_DURATION.name, &labels, 4)
+            .expect("the exact deviation of the four requests");
+        assert!((deviation - 14e-6).abs() < 1e-12, "{deviation}");
+    }
+
+    #[test]
+    fn past_the_bound_series_cap_a_request_still_records_unbound() {
+        let instruments = instruments(MAX_DEVIATION_SERIES + 1);
+        for status in 0..u16::try_from(MAX_DEVIATION_SERIES).unwrap() {
+            let _ = instruments.request_series(("GET", "/x", status)).unwrap();
+        }
+        let key = ("GET", "/y", 200);
+        assert!(instruments.request_series(key).is_none());
+        instruments.record_request(key, Duration::from_millis(2));
+        instruments.record_request(key, Duration::from_millis(4));
+        let labels = cloud_monitoring_mapping::labels_of(&request_attributes(key));
+        assert_eq!(
+            instruments
+                .deviations
+                .lookup(REQUEST_DURATION.name, &labels, 2),
+            Some(2e-6)
+        );
     }
 }
